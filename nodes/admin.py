@@ -1,0 +1,129 @@
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import AuditLog, Node, Site, Tenant, TenantMembership
+from .services import audit_log_write
+from .validators import normalize_mac
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every change made in the admin lands in the audit log, like a change made elsewhere."""
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_log_write(
+                actor=request.user,
+                action=f"{obj._meta.model_name}.{'update' if change else 'create'}",
+                obj=obj,
+                data={"via": "admin", "fields": sorted(form.changed_data)},
+            )
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            audit_log_write(actor=request.user, action=f"{obj._meta.model_name}.delete", obj=obj, data={"via": "admin"})
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                audit_log_write(
+                    actor=request.user, action=f"{obj._meta.model_name}.delete", obj=obj, data={"via": "admin"}
+                )
+            super().delete_queryset(request, queryset)
+
+
+@admin.register(Site)
+class SiteAdmin(AuditedAdmin):
+    list_display = ["name", "slug", "subnet", "boot_server", "interface", "dhcp_backend", "discovery_enabled"]
+    list_filter = ["dhcp_backend", "discovery_enabled"]
+    search_fields = ["name", "slug", "subnet", "boot_server"]
+    prepopulated_fields = {"slug": ["name"]}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "dhcp_backend", "discovery_enabled"]}),
+        (
+            "Network",
+            {
+                "fields": [
+                    "interface",
+                    "subnet",
+                    "boot_server",
+                    "gateway",
+                    "dns_servers",
+                    "range_start",
+                    "range_end",
+                    "nfs_server",
+                ]
+            },
+        ),
+    ]
+
+
+class MembershipInline(admin.TabularInline):
+    model = TenantMembership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(AuditedAdmin):
+    list_display = ["name", "slug", "created"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Node)
+class NodeAdmin(AuditedAdmin):
+    list_display = [
+        "hostname",
+        "site",
+        "tenant",
+        "board_model",
+        "mac",
+        "serial",
+        "ip",
+        "boot_mode",
+        "state",
+        "last_seen",
+    ]
+    list_filter = ["site", "state", "boot_mode", "board_model", "tenant"]
+    search_fields = ["hostname", "mac", "serial", "ip", "relay_circuit_id", "client_id"]
+    list_select_related = ["site", "tenant"]
+    autocomplete_fields = ["tenant"]
+    # State changes only through the lifecycle services (STYLE.md R3).
+    readonly_fields = ["state", "last_seen", "created", "updated"]
+    fieldsets = [
+        (None, {"fields": ["hostname", "site", "tenant", "board_model", "state"]}),
+        ("Identity", {"fields": ["mac", "serial", "client_id", "relay_remote_id", "relay_circuit_id"]}),
+        ("Boot", {"fields": ["ip", "boot_mode", "image"]}),
+        ("Power", {"fields": ["power_driver", "power_params"]}),
+        ("Times", {"fields": ["last_seen", "created", "updated"]}),
+    ]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Operators paste MACs in every spelling; search the canonical one too.
+        queryset, distinct = super().get_search_results(request, queryset, search_term)
+        try:
+            queryset |= self.model.objects.filter(mac=normalize_mac(search_term.strip()))
+        except ValidationError:
+            pass  # not a MAC: the ordinary search above is the whole answer
+        return queryset, distinct
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    list_display = ["created", "actor_label", "action", "object_type", "object_repr"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_label", "action", "object_repr", "object_id"]
+    date_hierarchy = "created"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

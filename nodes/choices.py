@@ -1,0 +1,57 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class BoardModel(models.TextChoices):
+    PI3B = "pi3b", _("Raspberry Pi 3 Model B")
+    PI3BPLUS = "pi3b+", _("Raspberry Pi 3 Model B+")
+    PI4B = "pi4b", _("Raspberry Pi 4 Model B")
+    CM4 = "cm4", _("Compute Module 4")
+    PI5 = "pi5", _("Raspberry Pi 5")
+    X86_BIOS = "x86-bios", _("x86 PC (BIOS PXE)")
+    X86_UEFI = "x86-uefi", _("x86-64 PC (UEFI)")
+    ARM64_UEFI = "arm64-uefi", _("arm64 server (UEFI)")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+RASPBERRY_PI_MODELS = frozenset({BoardModel.PI3B, BoardModel.PI3BPLUS, BoardModel.PI4B, BoardModel.CM4, BoardModel.PI5})
+
+
+class BootMode(models.TextChoices):
+    LOCAL = "local", _("Local (SD card / disk)")
+    NETBOOT = "netboot", _("Network boot (NFS root)")
+    INSTALL = "install", _("Install to SD card / disk")
+
+
+class NodeState(models.TextChoices):
+    DISCOVERED = "discovered", _("Discovered")
+    READY = "ready", _("Ready")
+    INSTALLING = "installing", _("Installing")
+    DEPLOYED = "deployed", _("Deployed")
+    FAILED = "failed", _("Failed")
+    SUSPENDED = "suspended", _("Suspended")
+
+
+_S = NodeState
+# A suspended node (the customer stopped paying) can only come back to ready; an
+# installing node leaves that state only through its job ending.
+NODE_TRANSITIONS: dict[str, frozenset[str]] = {
+    _S.DISCOVERED: frozenset({_S.READY, _S.SUSPENDED}),
+    _S.READY: frozenset({_S.INSTALLING, _S.DEPLOYED, _S.SUSPENDED}),
+    _S.INSTALLING: frozenset({_S.DEPLOYED, _S.FAILED, _S.READY}),
+    _S.DEPLOYED: frozenset({_S.INSTALLING, _S.READY, _S.SUSPENDED}),
+    _S.FAILED: frozenset({_S.INSTALLING, _S.READY, _S.SUSPENDED}),
+    _S.SUSPENDED: frozenset({_S.READY}),
+}
+
+
+class DhcpBackend(models.TextChoices):
+    DNSMASQ = "dnsmasq", _("dnsmasq (full DHCP)")
+    DNSMASQ_PROXY = "dnsmasq-proxy", _("dnsmasq (proxy DHCP beside an existing server)")
+    KEA = "kea", _("ISC Kea DHCPv4")
+
+
+class PowerDriver(models.TextChoices):
+    MANUAL = "manual", _("Manual (a person power-cycles the board)")
+    SNMP_POE = "snmp-poe", _("PoE switch port (SNMP)")
+    WEBHOOK = "webhook", _("HTTP webhook (smart plug, relay board)")

@@ -1,0 +1,395 @@
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from . import validators
+from .choices import BoardModel, BootMode, DhcpBackend, NodeState, PowerDriver
+
+
+class _NormalizedCharField(models.CharField):
+    """A CharField that stores one canonical spelling, so lookups and uniqueness agree."""
+
+    @staticmethod
+    def normalize(value: str):
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None if self.null else ""
+        return self.normalize(value)
+
+    def get_prep_value(self, value):
+        # Field's, not CharField's: that one calls to_python, which raises on bad input.
+        value = models.Field.get_prep_value(self, value)
+        if value in (None, ""):
+            return None if self.null else value
+        try:
+            return self.normalize(str(value))
+        except ValidationError:
+            # Leave it as it is: the check constraint rejects it with the field named.
+            return value
+
+
+class MACAddressField(_NormalizedCharField):
+    normalize = staticmethod(validators.normalize_mac)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 17)
+        super().__init__(*args, **kwargs)
+
+
+class PiSerialField(_NormalizedCharField):
+    normalize = staticmethod(validators.normalize_serial)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+
+class HostnameField(_NormalizedCharField):
+    normalize = staticmethod(lambda value: str(value).strip().lower())
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 63)
+        super().__init__(*args, **kwargs)
+
+
+def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
+
+
+class SiteQuerySet(models.QuerySet):
+    def visible_to(self, user) -> SiteQuerySet:
+        """Operators see every site; a customer sees the sites their tenants' boards are in."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(nodes__tenant__memberships__user=user).distinct()
+
+
+class Site(models.Model):
+    """A boot network: one DHCP/TFTP/NFS server (the boot server) and the subnet it serves."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True, help_text="Used in queue names: site.<slug>.")
+    boot_server = models.GenericIPAddressField(
+        protocol="IPv4", help_text="Address of the DHCP/TFTP server booting nodes talk to."
+    )
+    interface = models.CharField(
+        max_length=15,
+        validators=[validators.validate_interface],
+        help_text="Interface on the boot server that faces the nodes.",
+    )
+    subnet = models.CharField(max_length=18, help_text="CIDR, e.g. 192.0.2.0/24.")
+    gateway = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    dns_servers = models.CharField(max_length=255, blank=True, help_text="Comma-separated IPv4 addresses.")
+    range_start = models.GenericIPAddressField(
+        protocol="IPv4", null=True, blank=True, help_text="First address of the dynamic DHCP range."
+    )
+    range_end = models.GenericIPAddressField(
+        protocol="IPv4", null=True, blank=True, help_text="Last address of the dynamic DHCP range."
+    )
+    dhcp_backend = models.CharField(max_length=16, choices=DhcpBackend.choices, default=DhcpBackend.DNSMASQ)
+    nfs_server = models.GenericIPAddressField(
+        protocol="IPv4", null=True, blank=True, help_text="NFS server for diskless roots; blank = the boot server."
+    )
+    discovery_enabled = models.BooleanField(
+        default=False, help_text="Record unknown boards that ask for a boot as discovered nodes."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = SiteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(slug__regex=validators.SLUG_RE), name="nodes_site_slug_format"),
+            models.CheckConstraint(
+                condition=Q(interface__regex=validators.INTERFACE_RE), name="nodes_site_interface_format"
+            ),
+            _choices_check("dhcp_backend", DhcpBackend, "nodes_site_dhcp_backend_valid"),
+            models.CheckConstraint(
+                condition=Q(range_start__isnull=True, range_end__isnull=True)
+                | Q(range_start__isnull=False, range_end__isnull=False),
+                name="nodes_site_range_both_or_neither",
+                violation_error_message="Give both ends of the dynamic range, or neither.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def queue(self) -> str:
+        return f"site.{self.slug}"
+
+    @property
+    def nfs_server_address(self) -> str:
+        return self.nfs_server or self.boot_server
+
+    @property
+    def dns_server_list(self) -> list[str]:
+        return [str(a) for a in validators.parse_ipv4_list(self.dns_servers)]
+
+    def in_dynamic_range(self, address: str) -> bool:
+        if not (self.range_start and self.range_end):
+            return False
+        ip = ipaddress.IPv4Address(address)
+        return ipaddress.IPv4Address(self.range_start) <= ip <= ipaddress.IPv4Address(self.range_end)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        try:
+            network = validators.parse_ipv4_network(self.subnet)
+        except ValidationError as exc:
+            raise ValidationError({"subnet": exc.messages}) from None
+        self.subnet = str(network)
+        for field in ("gateway", "range_start", "range_end"):
+            value = getattr(self, field)
+            if value and ipaddress.IPv4Address(value) not in network:
+                errors.setdefault(field, []).append(f"{value} is not inside the subnet {network}.")
+        if self.range_start and self.range_end and not errors:
+            start, end = ipaddress.IPv4Address(self.range_start), ipaddress.IPv4Address(self.range_end)
+            if start > end:
+                errors.setdefault("range_end", []).append("The range must end after it starts.")
+            for field in ("boot_server", "gateway"):
+                value = getattr(self, field)
+                if value and start <= ipaddress.IPv4Address(value) <= end:
+                    errors.setdefault(field, []).append(
+                        f"{value} is inside the dynamic range {start}-{end}; DHCP would hand it out."
+                    )
+        if (self.range_start is None) != (self.range_end is None):
+            errors.setdefault("range_end", []).append("Give both ends of the dynamic range, or neither.")
+        try:
+            self.dns_servers = ", ".join(str(a) for a in validators.parse_ipv4_list(self.dns_servers))
+        except ValidationError as exc:
+            errors.setdefault("dns_servers", []).extend(exc.messages)
+        if self.pk and not errors:
+            stranded = [
+                node.hostname
+                for node in Node.objects.filter(site=self, ip__isnull=False).only("hostname", "ip")
+                if ipaddress.IPv4Address(node.ip) not in network or self.in_dynamic_range(node.ip)
+            ]
+            if stranded:
+                errors.setdefault("subnet", []).append(
+                    "These nodes' reserved addresses would fall outside the subnet or inside the "
+                    f"dynamic range: {', '.join(sorted(stranded)[:10])}. Move them first."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+class TenantQuerySet(models.QuerySet):
+    def visible_to(self, user) -> TenantQuerySet:
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(memberships__user=user)
+
+
+class Tenant(models.Model):
+    """A customer organisation that rents boards; its members see only its boards."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(slug__regex=validators.SLUG_RE), name="nodes_tenant_slug_format"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TenantMembership(models.Model):
+    """A user's membership of a tenant; operators are staff users and need none."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tenant", "user", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="nodes_tenantmembership_unique_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant}"
+
+
+class NodeQuerySet(models.QuerySet):
+    def visible_to(self, user) -> NodeQuerySet:
+        """Operators see every node; a customer sees only the nodes of tenants they belong to."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(tenant__memberships__user=user)
+
+
+class Node(models.Model):
+    """A machine pinet boots: identified by MAC (and Pi serial), placed in a site, maybe rented."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="nodes")
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="nodes")
+    hostname = HostnameField(validators=[validators.validate_hostname])
+    mac = MACAddressField(
+        "MAC address", unique=True, error_messages={"unique": "Another node already has this MAC address."}
+    )
+    serial = PiSerialField(
+        "Pi serial",
+        null=True,
+        blank=True,
+        unique=True,
+        error_messages={"unique": "Another node already has this Pi serial."},
+    )
+    board_model = models.CharField(max_length=16, choices=BoardModel.choices, default=BoardModel.UNKNOWN)
+    ip = models.GenericIPAddressField(
+        "reserved IPv4",
+        protocol="IPv4",
+        null=True,
+        blank=True,
+        help_text="Inside the site subnet and outside its dynamic range.",
+    )
+    relay_circuit_id = models.CharField(
+        "option 82 circuit-id", max_length=128, blank=True, help_text="Switch port, as the relay sends it."
+    )
+    relay_remote_id = models.CharField(
+        "option 82 remote-id", max_length=128, blank=True, help_text="Switch identity, as the relay sends it."
+    )
+    client_id = models.CharField("option 97 client id", max_length=64, blank=True, help_text="Hex, 17 bytes.")
+    boot_mode = models.CharField(max_length=16, choices=BootMode.choices, default=BootMode.LOCAL)
+    image = models.ForeignKey(
+        "images.OSImage",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="nodes",
+        help_text="The image this node netboots or installs.",
+    )
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.READY)
+    power_driver = models.CharField(max_length=16, choices=PowerDriver.choices, default=PowerDriver.MANUAL)
+    power_params = models.JSONField(default=dict, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["site", "hostname", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "hostname"],
+                name="nodes_node_unique_hostname_per_site",
+                violation_error_message="This site already has a node with that host name.",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "ip"],
+                name="nodes_node_unique_ip_per_site",
+                violation_error_message="Another node in this site already has that reserved address.",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "relay_remote_id", "relay_circuit_id"],
+                condition=~Q(relay_circuit_id=""),
+                name="nodes_node_unique_switch_port",
+                violation_error_message="Another node in this site is on that switch port (option 82).",
+            ),
+            models.UniqueConstraint(
+                fields=["client_id"],
+                condition=~Q(client_id=""),
+                name="nodes_node_unique_client_id",
+                violation_error_message="Another node already has that option 97 client id.",
+            ),
+            models.CheckConstraint(condition=Q(mac__regex=validators.MAC_RE), name="nodes_node_mac_format"),
+            models.CheckConstraint(
+                condition=Q(hostname__regex=validators.HOSTNAME_RE), name="nodes_node_hostname_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(serial__isnull=True) | Q(serial__regex=validators.SERIAL_RE),
+                name="nodes_node_serial_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(client_id="") | Q(client_id__regex=r"^[0-9a-f]{2}(:[0-9a-f]{2})*$"),
+                name="nodes_node_client_id_format",
+            ),
+            _choices_check("board_model", BoardModel, "nodes_node_board_model_valid"),
+            _choices_check("boot_mode", BootMode, "nodes_node_boot_mode_valid"),
+            _choices_check("state", NodeState, "nodes_node_state_valid"),
+            _choices_check("power_driver", PowerDriver, "nodes_node_power_driver_valid"),
+            # "inside the subnet, outside the dynamic range" spans two tables, so it is a
+            # trigger (nodes/dbrules.py), installed after every migrate.
+        ]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    @property
+    def mac_dashed(self) -> str:
+        """The MAC as dnsmasq's tftp-unique-root=mac and EEPROM TFTP_PREFIX=2 spell it."""
+        return self.mac.replace(":", "-")
+
+    @property
+    def tftp_serial_prefix(self) -> str | None:
+        """The low 32 bits of the serial: the default Pi 4 EEPROM TFTP prefix."""
+        return self.serial[-8:] if self.serial else None
+
+    def clean(self) -> None:
+        self.client_id = (self.client_id or "").strip().lower().replace("-", ":")
+        if self.ip and self.site_id:
+            site = self.site
+            address = ipaddress.IPv4Address(self.ip)
+            if address not in site.network:
+                raise ValidationError({"ip": f"{self.ip} is outside the site subnet {site.subnet}."})
+            if site.in_dynamic_range(self.ip):
+                raise ValidationError(
+                    {
+                        "ip": f"{self.ip} is inside the dynamic range {site.range_start}-{site.range_end}; "
+                        "pick an address outside it so DHCP never hands it to another client."
+                    }
+                )
+            if address in (site.network.network_address, site.network.broadcast_address):
+                raise ValidationError({"ip": f"{self.ip} is the network or broadcast address of {site.subnet}."})
+            if self.ip in (site.boot_server, site.gateway):
+                raise ValidationError({"ip": f"{self.ip} is the site's boot server or gateway."})
+
+
+class AuditLog(models.Model):
+    """Who did what to which object, written in the same transaction as the change."""
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries"
+    )
+    actor_label = models.CharField(max_length=150, help_text="User name, API key or 'system' at the time.")
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="nodes_auditlog_object")]
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_repr}"

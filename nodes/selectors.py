@@ -1,0 +1,44 @@
+"""Reads for nodes, sites and tenants. Every one starts from visible_to(user)."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from .choices import NodeState
+from .models import AuditLog, Node, Site, Tenant
+
+
+def node_list(*, user) -> QuerySet[Node]:
+    return Node.objects.visible_to(user).select_related("site", "tenant", "image")
+
+
+def node_get(*, user, pk: int) -> Node:
+    """The node, or Node.DoesNotExist when it is missing or belongs to another tenant (a 404)."""
+    return node_list(user=user).get(pk=pk)
+
+
+def node_state_counts(*, user) -> dict[str, int]:
+    counts = {state: 0 for state in NodeState.values}
+    for row in Node.objects.visible_to(user).values("state").annotate(n=Count("pk")).order_by():
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+def site_list(*, user) -> QuerySet[Site]:
+    return Site.objects.visible_to(user)
+
+
+def tenant_list(*, user) -> QuerySet[Tenant]:
+    return Tenant.objects.visible_to(user)
+
+
+def audit_log_list(*, user) -> QuerySet[AuditLog]:
+    # The audit log is the operators' record; customers see theirs through job timelines.
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        return AuditLog.objects.none()
+    return AuditLog.objects.select_related("actor")
+
+
+def site_queue_names() -> list[str]:
+    """The Celery queue of every site's boot server worker (``site.<slug>``)."""
+    return [f"site.{slug}" for slug in Site.objects.order_by("slug").values_list("slug", flat=True)]

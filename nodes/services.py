@@ -1,0 +1,212 @@
+"""Writes for sites, tenants and nodes. Each validates fully, writes the row and an audit
+entry in one transaction, and turns a database rule violation into a ValidationError."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+
+from pinet.lifecycle import transition
+
+from .choices import NODE_TRANSITIONS
+from .dbrules import RULE_MESSAGES
+from .models import AuditLog, Node, Site, Tenant, TenantMembership
+
+# Messages for constraints whose violation can only come from a race or a direct write
+# (full_clean catches the rest first, with the field named).
+_CONSTRAINT_MESSAGES = {
+    **RULE_MESSAGES,
+    "mac": "Another node already has that MAC address.",
+    "serial": "Another node already has that Pi serial.",
+    "nodes_node_unique_hostname_per_site": "This site already has a node with that host name.",
+    "nodes_node_unique_ip_per_site": "Another node in this site already has that reserved address.",
+    "provisioning_installjob_one_active_per_node": "This node already has an install job in progress.",
+}
+
+
+def actor_label(actor: AbstractBaseUser | None) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+def audit_log_write(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model,
+    data: dict[str, Any] | None = None,
+    label: str | None = None,
+) -> AuditLog:
+    """Record an action; call it inside the transaction that made the change."""
+    return AuditLog.objects.create(
+        actor=actor,
+        actor_label=label or actor_label(actor),
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        data=data or {},
+    )
+
+
+@contextmanager
+def translate_integrity_errors():
+    """Turn a constraint violation (a lost race, or a trigger) into a readable ValidationError."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        text = str(exc)
+        for name, message in _CONSTRAINT_MESSAGES.items():
+            if name in text:
+                raise ValidationError(message, code=name) from exc
+        raise ValidationError(f"The change conflicts with existing data: {text.splitlines()[0]}") from exc
+
+
+def validated_save(obj: models.Model) -> None:
+    obj.full_clean()
+    with translate_integrity_errors():
+        obj.save()
+
+
+def _apply_changes(obj: models.Model, fields: dict[str, Any], allowed: frozenset[str]) -> dict[str, list]:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    changes = {}
+    for name, value in fields.items():
+        field = obj._meta.get_field(name)
+        if field.is_relation:
+            # Compare ids: reading an unset relation on a new object raises.
+            old, new = getattr(obj, field.attname), getattr(value, "pk", value)
+        else:
+            old, new = getattr(obj, name), value
+        if old != new or obj._state.adding:
+            changes[name] = [_jsonable(old), _jsonable(new)]
+            setattr(obj, name, value)
+    return changes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return value
+    return str(value)
+
+
+SITE_FIELDS = frozenset(
+    {
+        "name",
+        "slug",
+        "boot_server",
+        "interface",
+        "subnet",
+        "gateway",
+        "dns_servers",
+        "range_start",
+        "range_end",
+        "dhcp_backend",
+        "nfs_server",
+        "discovery_enabled",
+    }
+)
+
+
+@transaction.atomic
+def site_create(*, by: AbstractBaseUser | None, **fields: Any) -> Site:
+    """Create a boot site."""
+    site = Site()
+    _apply_changes(site, fields, SITE_FIELDS)
+    validated_save(site)
+    audit_log_write(actor=by, action="site.create", obj=site, data={"subnet": site.subnet})
+    return site
+
+
+@transaction.atomic
+def site_update(*, site: Site, by: AbstractBaseUser | None, **fields: Any) -> Site:
+    """Change a site; refused if it would strand a node's reserved address."""
+    changes = _apply_changes(site, fields, SITE_FIELDS)
+    if changes:
+        validated_save(site)
+        audit_log_write(actor=by, action="site.update", obj=site, data=changes)
+    return site
+
+
+@transaction.atomic
+def tenant_create(*, by: AbstractBaseUser | None, name: str, slug: str) -> Tenant:
+    """Create a customer organisation."""
+    tenant = Tenant(name=name, slug=slug)
+    validated_save(tenant)
+    audit_log_write(actor=by, action="tenant.create", obj=tenant)
+    return tenant
+
+
+@transaction.atomic
+def tenant_member_add(*, tenant: Tenant, user: AbstractBaseUser, by: AbstractBaseUser | None) -> TenantMembership:
+    """Let a user see and manage the tenant's boards (idempotent)."""
+    membership, created = TenantMembership.objects.get_or_create(tenant=tenant, user=user)
+    if created:
+        audit_log_write(actor=by, action="tenant.member_add", obj=tenant, data={"user": user.get_username()})
+    return membership
+
+
+NODE_CREATE_FIELDS = frozenset(
+    {
+        "site",
+        "tenant",
+        "hostname",
+        "mac",
+        "serial",
+        "board_model",
+        "ip",
+        "relay_circuit_id",
+        "relay_remote_id",
+        "client_id",
+        "boot_mode",
+        "image",
+        "state",
+        "power_driver",
+        "power_params",
+        "last_seen",
+    }
+)
+# State and boot mode change through their own services, which also reconfigure the site.
+NODE_UPDATE_FIELDS = NODE_CREATE_FIELDS - {"state", "boot_mode"}
+
+
+@transaction.atomic
+def node_create(*, by: AbstractBaseUser | None, **fields: Any) -> Node:
+    """Register a node (an operator adding a board, or the demo)."""
+    node = Node()
+    _apply_changes(node, fields, NODE_CREATE_FIELDS)
+    validated_save(node)
+    audit_log_write(
+        actor=by,
+        action="node.create",
+        obj=node,
+        data={"mac": node.mac, "site": node.site.slug, "ip": node.ip, "boot_mode": node.boot_mode},
+    )
+    return node
+
+
+@transaction.atomic
+def node_update(*, node: Node, by: AbstractBaseUser | None, **fields: Any) -> Node:
+    """Change a node's identity, placement, tenant or power settings."""
+    changes = _apply_changes(node, fields, NODE_UPDATE_FIELDS)
+    if changes:
+        validated_save(node)
+        audit_log_write(actor=by, action="node.update", obj=node, data=changes)
+    return node
+
+
+@transaction.atomic
+def node_transition(*, node: Node, to: str, by: AbstractBaseUser | None, reason: str = "") -> Node:
+    """Move a node through its lifecycle (NODE_TRANSITIONS), compare-and-swap."""
+    before = node.state
+    transition(obj=node, table=NODE_TRANSITIONS, to=to, field="state")
+    audit_log_write(actor=by, action="node.state", obj=node, data={"from": before, "to": to, "reason": reason})
+    return node
