@@ -1,9 +1,11 @@
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from .choices import Arch, ImageFormat, ImageKind, ImageState
 
 SHA256_RE = r"^[0-9a-f]{64}$"
+validate_sha256 = RegexValidator(SHA256_RE, "A sha256 checksum is 64 lower-case hex digits.", code="invalid_sha256")
 
 
 class OSImageQuerySet(models.QuerySet):
@@ -26,7 +28,7 @@ class OSImage(models.Model):
     kind = models.CharField(max_length=16, choices=ImageKind.choices, default=ImageKind.OS)
     source = models.CharField(max_length=2000, help_text="URL, server path or uploaded file name.")
     format = models.CharField(max_length=8, choices=ImageFormat.choices, blank=True)
-    sha256 = models.CharField("expected sha256", max_length=64, blank=True)
+    sha256 = models.CharField("expected sha256", max_length=64, blank=True, validators=[validate_sha256])
     source_size = models.BigIntegerField(null=True, blank=True, help_text="Bytes as fetched.")
     image_size = models.BigIntegerField(null=True, blank=True, help_text="Bytes of the raw disk image.")
     state = models.CharField(max_length=16, choices=ImageState.choices, default=ImageState.PENDING)
@@ -37,7 +39,7 @@ class OSImage(models.Model):
     root_path = models.CharField(max_length=1000, blank=True, help_text="Exported NFS root tree.")
     boot_path = models.CharField(max_length=1000, blank=True, help_text="Boot (FAT) files.")
     artefact_path = models.CharField(max_length=1000, blank=True, help_text="Compressed raw image for installs.")
-    artefact_sha256 = models.CharField(max_length=64, blank=True)
+    artefact_sha256 = models.CharField(max_length=64, blank=True, validators=[validate_sha256])
     artefact_size = models.BigIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

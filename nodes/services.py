@@ -16,16 +16,26 @@ from .choices import NODE_TRANSITIONS
 from .dbrules import RULE_MESSAGES
 from .models import AuditLog, Node, Site, Tenant, TenantMembership
 
-# Messages for constraints whose violation can only come from a race or a direct write
-# (full_clean catches the rest first, with the field named).
-_CONSTRAINT_MESSAGES = {
-    **RULE_MESSAGES,
-    "mac": "Another node already has that MAC address.",
-    "serial": "Another node already has that Pi serial.",
-    "nodes_node_unique_hostname_per_site": "This site already has a node with that host name.",
-    "nodes_node_unique_ip_per_site": "Another node in this site already has that reserved address.",
-    "provisioning_installjob_one_active_per_node": "This node already has an install job in progress.",
-}
+# Messages for rules whose violation can only come from a lost race or a direct write
+# (full_clean catches the rest first, with the field named). Each rule is matched by its
+# PostgreSQL constraint name or by SQLite's "UNIQUE constraint failed: <columns>" text.
+_CONSTRAINT_MESSAGES: list[tuple[tuple[str, ...], str]] = [
+    *(((name,), message) for name, message in RULE_MESSAGES.items()),
+    (("nodes_node_mac_key", "nodes_node.mac"), "Another node already has this MAC address."),
+    (("nodes_node_serial_key", "nodes_node.serial"), "Another node already has this Pi serial."),
+    (
+        ("nodes_node_unique_hostname_per_site", "nodes_node.site_id, nodes_node.hostname"),
+        "This site already has a node with that host name.",
+    ),
+    (
+        ("nodes_node_unique_ip_per_site", "nodes_node.site_id, nodes_node.ip"),
+        "Another node in this site already has that reserved address.",
+    ),
+    (
+        ("provisioning_installjob_one_active_per_node", "provisioning_installjob.node_id"),
+        "This node already has an install job in progress.",
+    ),
+]
 
 
 def actor_label(actor: AbstractBaseUser | None) -> str:
@@ -60,9 +70,9 @@ def translate_integrity_errors():
             yield
     except IntegrityError as exc:
         text = str(exc)
-        for name, message in _CONSTRAINT_MESSAGES.items():
-            if name in text:
-                raise ValidationError(message, code=name) from exc
+        for patterns, message in _CONSTRAINT_MESSAGES:
+            if any(pattern in text for pattern in patterns):
+                raise ValidationError(message, code=patterns[0]) from exc
         raise ValidationError(f"The change conflicts with existing data: {text.splitlines()[0]}") from exc
 
 

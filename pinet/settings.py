@@ -193,7 +193,7 @@ if CELERY_BROKER_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     # kombu's file-system transport: a real broker between real processes, no server.
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(PINET_BROKER_DIR / "queue"),
         "data_folder_out": str(PINET_BROKER_DIR / "queue"),

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from images.choices import ImageState
 from nodes.models import Node
-from nodes.services import audit_log_write, translate_integrity_errors
+from nodes.services import audit_log_write, validated_save
 from pinet.lifecycle import transition
 
 from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus
@@ -29,8 +29,8 @@ def install_job_create(*, node: Node, image, by: AbstractBaseUser | None) -> Ins
     """Open a pending install job; at most one active job per node (a database rule)."""
     if image.state != ImageState.READY:
         raise ValidationError({"image": f"{image} is not ready to install (it is {image.state})."})
-    with translate_integrity_errors():
-        job = InstallJob.objects.create(node=node, image=image, requested_by=by)
+    job = InstallJob(node=node, image=image, requested_by=by)
+    validated_save(job)
     audit_log_write(actor=by, action="install_job.create", obj=job, data={"node": node.hostname, "image": str(image)})
     return job
 

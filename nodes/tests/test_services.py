@@ -1,0 +1,126 @@
+"""Services reject bad input with a message that names the field and says what to fix."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from nodes.models import AuditLog, Node
+from nodes.services import node_create, node_update, site_create, site_update
+from tests.factories import make_node
+
+pytestmark = pytest.mark.django_db
+
+
+def _errors(call) -> dict[str, list[str]]:
+    with pytest.raises(ValidationError) as info:
+        call()
+    return info.value.message_dict
+
+
+def _create(site, **fields):
+    return node_create(by=None, **{"site": site, "hostname": "pi-new", "mac": "dc:a6:32:aa:bb:cc", **fields})
+
+
+def test_node_create_normalises_and_audits(site, operator):
+    node = node_create(
+        by=operator, site=site, hostname="Rack1-Pi4", mac="DC-A6-32-AA-BB-CC", serial="0X9FFEFDEF", ip="192.0.2.20"
+    )
+    node.refresh_from_db()
+    assert (node.hostname, node.mac, node.serial) == ("rack1-pi4", "dc:a6:32:aa:bb:cc", "9ffefdef")
+    entry = AuditLog.objects.get(action="node.create")
+    assert entry.actor == operator and entry.object_id == str(node.pk) and entry.data["mac"] == node.mac
+
+
+def test_duplicate_mac_message(site):
+    make_node(site=site, n=1, mac="dc:a6:32:aa:bb:cc")
+    assert _errors(lambda: _create(site, mac="DC:A6:32:AA:BB:CC"))["mac"] == [
+        "Another node already has this MAC address."
+    ]
+
+
+def test_bad_mac_message(site):
+    assert "is not a MAC address" in _errors(lambda: _create(site, mac="not-a-mac"))["mac"][0]
+
+
+def test_duplicate_ip_message(site):
+    make_node(site=site, n=1, ip="192.0.2.20")
+    assert "already has that reserved address" in str(_errors(lambda: _create(site, ip="192.0.2.20")))
+
+
+def test_ip_outside_subnet_message(site):
+    assert _errors(lambda: _create(site, ip="198.51.100.20"))["ip"] == [
+        "198.51.100.20 is outside the site subnet 192.0.2.0/24."
+    ]
+
+
+def test_ip_inside_range_message(site):
+    assert (
+        "inside the dynamic range 192.0.2.100-192.0.2.199" in _errors(lambda: _create(site, ip="192.0.2.150"))["ip"][0]
+    )
+
+
+def test_ip_of_boot_server_is_refused(site):
+    assert "boot server" in _errors(lambda: _create(site, ip="192.0.2.1"))["ip"][0]
+
+
+def test_bad_hostname_message(site):
+    assert "RFC 1123" in _errors(lambda: _create(site, hostname="pi_4"))["hostname"][0]
+
+
+def test_bad_serial_message(site):
+    assert "8 or 16 hex digits" in _errors(lambda: _create(site, serial="xyz"))["serial"][0]
+
+
+def test_unknown_field_is_refused(site):
+    node = make_node(site=site, n=1)
+    with pytest.raises(ValidationError, match="cannot be changed here: state"):
+        node_update(node=node, by=None, state="deployed")
+
+
+def test_nothing_is_written_when_validation_fails(site):
+    with pytest.raises(ValidationError):
+        _create(site, ip="198.51.100.20")
+    assert not Node.objects.exists() and not AuditLog.objects.exists()
+
+
+def test_site_validation_messages():
+    errors = _errors(
+        lambda: site_create(
+            by=None,
+            name="X",
+            slug="x",
+            interface="eth0",
+            subnet="192.0.2.0/24",
+            boot_server="192.0.2.150",
+            range_start="192.0.2.100",
+            range_end="192.0.2.50",
+            dns_servers="192.0.2.1, nope",
+        )
+    )
+    assert errors["range_end"] == ["The range must end after it starts."]
+    assert "nope is not an IPv4 address" in errors["dns_servers"][0]
+    errors = _errors(
+        lambda: site_create(
+            by=None,
+            name="X",
+            slug="x",
+            interface="eth 0",
+            subnet="192.0.2.1/24",
+            boot_server="192.0.2.1",
+        )
+    )
+    assert "not an IPv4 subnet in CIDR form" in errors["subnet"][0]
+    assert "not a network interface name" in errors["interface"][0]
+
+
+def test_site_update_refuses_to_strand_nodes(site):
+    make_node(site=site, n=1, ip="192.0.2.10")
+    errors = _errors(lambda: site_update(site=site, by=None, range_start="192.0.2.2", range_end="192.0.2.50"))
+    assert "pi-1" in errors["subnet"][0]
+    site.refresh_from_db()
+    assert site.range_start == "192.0.2.100"
+
+
+def test_site_update_audits_changes(site, operator):
+    site_update(site=site, by=operator, discovery_enabled=True)
+    entry = AuditLog.objects.get(action="site.update")
+    assert entry.data == {"discovery_enabled": [False, True]} and entry.actor_label == "alice"
