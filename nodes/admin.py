@@ -42,6 +42,7 @@ class SiteAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (None, {"fields": ["name", "slug", "dhcp_backend", "discovery_enabled"]}),
+        ("DHCP", {"fields": ["lease_time", "pi3_reply_delay", "dns_domain", "relay_addresses"]}),
         (
             "Network",
             {

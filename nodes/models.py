@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -103,6 +104,22 @@ class Site(models.Model):
     discovery_enabled = models.BooleanField(
         default=False, help_text="Record unknown boards that ask for a boot as discovered nodes."
     )
+    relay_addresses = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Comma-separated DHCP relay (giaddr) addresses when the subnet is reached through relays.",
+    )
+    dns_domain = models.CharField(
+        max_length=253, blank=True, help_text="Serve DNS names <host>.<domain> for nodes (dnsmasq); blank = no DNS."
+    )
+    lease_time = models.PositiveIntegerField(default=3600, help_text="DHCP lease time in seconds.")
+    pi3_reply_delay = models.PositiveSmallIntegerField(
+        default=1, help_text="Seconds dnsmasq waits before answering a Pi 3 (its ROM misses fast replies); 0 = off."
+    )
+    # Every change that alters what the site's daemons answer bumps config_requested; an
+    # apply records the generation it rendered, so a burst of changes costs one apply.
+    config_requested = models.PositiveBigIntegerField(default=0, editable=False)
+    config_applied = models.PositiveBigIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -140,6 +157,10 @@ class Site(models.Model):
         return self.nfs_server or self.boot_server
 
     @property
+    def relay_address_list(self) -> list[str]:
+        return [str(a) for a in validators.parse_ipv4_list(self.relay_addresses)]
+
+    @property
     def dns_server_list(self) -> list[str]:
         return [str(a) for a in validators.parse_ipv4_list(self.dns_servers)]
 
@@ -170,6 +191,19 @@ class Site(models.Model):
                     errors.setdefault(field, []).append(
                         f"{value} is inside the dynamic range {start}-{end}; DHCP would hand it out."
                     )
+        try:
+            relays = validators.parse_ipv4_list(self.relay_addresses)
+            self.relay_addresses = ", ".join(str(a) for a in relays)
+        except ValidationError as exc:
+            errors.setdefault("relay_addresses", []).extend(exc.messages)
+        if self.dns_domain:
+            self.dns_domain = self.dns_domain.strip().lower().rstrip(".")
+            if not all(re.fullmatch(validators.HOSTNAME_RE, label) for label in self.dns_domain.split(".")):
+                errors.setdefault("dns_domain", []).append(
+                    f"{self.dns_domain} is not a DNS domain: dot-separated labels of letters, digits and hyphens."
+                )
+        if self.lease_time < 120:
+            errors.setdefault("lease_time", []).append("Leases shorter than 120 seconds only add DHCP traffic.")
         if (self.range_start is None) != (self.range_end is None):
             errors.setdefault("range_end", []).append("Give both ends of the dynamic range, or neither.")
         try:

@@ -122,6 +122,10 @@ SITE_FIELDS = frozenset(
         "dhcp_backend",
         "nfs_server",
         "discovery_enabled",
+        "relay_addresses",
+        "dns_domain",
+        "lease_time",
+        "pi3_reply_delay",
     }
 )
 

@@ -159,6 +159,13 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # The URL booting nodes and installers use to reach pinet (DHCP option 224 is built on it).
 PINET_BOOT_URL_BASE = env_http_url("PINET_BOOT_URL_BASE", "http://127.0.0.1:8000")
 
+# How to restart a site's dnsmasq after its main file changed ("{site}" is the slug), e.g.
+# "systemctl restart pinet-dnsmasq@{site}". Empty: SIGTERM it and let its supervisor
+# (systemd Restart=always) start it again. Host and option changes only need a SIGHUP.
+PINET_DNSMASQ_RESTART = env_str("PINET_DNSMASQ_RESTART", "") or ""
+# Run after the NFS exports file changed, e.g. "exportfs -ra"; empty: do not reload NFS.
+PINET_EXPORTFS_RELOAD = env_str("PINET_EXPORTFS_RELOAD", "") or ""
+
 # --- Database
 _database_url = env_str("DATABASE_URL")
 if not _database_url and not EMBEDDED:

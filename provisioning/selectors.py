@@ -1,6 +1,16 @@
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from django.conf import settings
 from django.db.models import QuerySet
 
+from images.choices import ImageKind, ImageState
+from images.models import OSImage
+from nodes.choices import RASPBERRY_PI_MODELS, BoardModel, BootMode, NodeState
+from nodes.models import Node, Site
+
 from .models import InstallJob, WorkerCheck
+from .rendering.snapshot import ANSWER_INSTALL, ANSWER_LOCAL, ANSWER_NETBOOT, HostSnapshot, Paths, SiteSnapshot
 
 
 def install_job_list(*, user) -> QuerySet[InstallJob]:
@@ -11,3 +21,116 @@ def worker_check_get(*, user, pk: int) -> WorkerCheck:
     if not (user and user.is_authenticated and user.is_staff):
         raise WorkerCheck.DoesNotExist
     return WorkerCheck.objects.get(pk=pk)
+
+
+def site_paths(site, out_dir: Path | None = None) -> Paths:
+    """Where the site's files go: the data dir in service, or all inside ``out_dir``."""
+    if out_dir is not None:
+        out = Path(out_dir).resolve()
+        return Paths(
+            dnsmasq_dir=str(out / "dnsmasq"),
+            kea_dir=str(out / "kea"),
+            tftp_root=str(out / "tftp"),
+            exports_dir=str(out / "exports"),
+            nfs_root=str(out / "nfs"),
+        )
+    root = Path(settings.PINET_CONFIG_ROOT) / site.slug
+    return Paths(
+        dnsmasq_dir=str(root / "dnsmasq"),
+        kea_dir=str(root / "kea"),
+        tftp_root=str(Path(settings.PINET_TFTP_ROOT) / site.slug),
+        exports_dir=str(root / "exports"),
+        nfs_root=str(settings.PINET_NFS_ROOT),
+    )
+
+
+def _hex_id(value: str) -> str:
+    """Option 82 values as colon hex, whatever the operator typed (text or hex)."""
+    text = value.strip()
+    if not text:
+        return ""
+    if text.lower().startswith("hex:"):
+        digits = text[4:].replace(":", "").replace("-", "").lower()
+        return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+    return ":".join(f"{b:02x}" for b in text.encode())
+
+
+def boot_url_for(site, node) -> str:
+    """Option 224 for a node in install mode. A placeholder keyed by MAC until boot tokens
+    are served ([4/8]); it already ends in a query so a client may append &key=value."""
+    return f"{settings.PINET_BOOT_URL_BASE}/boot/mac/{node.mac.replace(':', '-')}/?site={site.slug}"
+
+
+def site_snapshot(site, *, out_dir: Path | None = None) -> SiteSnapshot:
+    """Everything the renderers need, read in a fixed number of queries whatever the fleet size."""
+    site = Site.objects.get(pk=site.pk)
+    paths = site_paths(site, out_dir)
+    nodes = list(
+        Node.objects.filter(site=site).exclude(state=NodeState.DISCOVERED).select_related("image").order_by("mac")
+    )
+    installers = {
+        image.arch: image
+        for image in OSImage.objects.filter(kind=ImageKind.INSTALLER, state=ImageState.READY).order_by("version")
+    }
+    hosts, notes = [], []
+    for node in nodes:
+        is_pi = node.board_model in RASPBERRY_PI_MODELS
+        answer, boot_dir, root_path, data_path, boot_url = ANSWER_LOCAL, "", "", "", ""
+        if node.state == NodeState.SUSPENDED:
+            if node.boot_mode != BootMode.LOCAL:
+                notes.append(f"{node.hostname}: suspended, so it gets no boot service")
+        elif node.boot_mode == BootMode.NETBOOT:
+            image = node.image
+            if image is None or image.state != ImageState.READY or not image.root_path:
+                notes.append(f"{node.hostname}: netboot needs a ready image with an NFS root; answering as local")
+            else:
+                answer, boot_dir, root_path = ANSWER_NETBOOT, image.boot_path, image.root_path
+                data_path = f"{paths.nfs_root}/nodes/{site.slug}/{node.hostname}"
+        elif node.boot_mode == BootMode.INSTALL:
+            installer = installers.get("arm64") or installers.get("armhf") if is_pi else None
+            if is_pi and installer is None:
+                notes.append(f"{node.hostname}: install needs a ready Raspberry Pi installer image; answering as local")
+            else:
+                answer, boot_url = ANSWER_INSTALL, boot_url_for(site, node)
+                boot_dir = installer.boot_path if installer else ""
+        hosts.append(
+            HostSnapshot(
+                node_id=node.pk,
+                hostname=node.hostname,
+                mac=node.mac,
+                ip=IPv4Address(node.ip) if node.ip else None,
+                board_model=node.board_model,
+                is_pi=is_pi,
+                pi3_rom=node.board_model == BoardModel.PI3B,
+                serial8=node.tftp_serial_prefix,
+                client_id=node.client_id,
+                circuit_id=_hex_id(node.relay_circuit_id),
+                remote_id=_hex_id(node.relay_remote_id),
+                answer=answer,
+                boot_dir=boot_dir,
+                root_path=root_path,
+                data_path=data_path,
+                boot_url=boot_url,
+            )
+        )
+    return SiteSnapshot(
+        slug=site.slug,
+        name=site.name,
+        backend=site.dhcp_backend,
+        interface=site.interface,
+        subnet=IPv4Network(site.subnet),
+        boot_server=IPv4Address(site.boot_server),
+        gateway=IPv4Address(site.gateway) if site.gateway else None,
+        dns_servers=tuple(IPv4Address(a) for a in site.dns_server_list),
+        range_start=IPv4Address(site.range_start) if site.range_start else None,
+        range_end=IPv4Address(site.range_end) if site.range_end else None,
+        nfs_server=IPv4Address(site.nfs_server_address),
+        relay_addresses=tuple(IPv4Address(a) for a in site.relay_address_list),
+        dns_domain=site.dns_domain,
+        lease_time=site.lease_time,
+        pi3_reply_delay=site.pi3_reply_delay,
+        boot_url_base=settings.PINET_BOOT_URL_BASE,
+        paths=paths,
+        hosts=tuple(hosts),
+        notes=tuple(notes),
+    )

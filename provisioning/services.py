@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import difflib
+import fcntl
 import hashlib
 import os
 import secrets
 import socket
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from images.choices import ImageState
-from nodes.models import Node
+from nodes.choices import DhcpBackend
+from nodes.models import Node, Site
 from nodes.services import audit_log_write, validated_save
 from pinet.lifecycle import transition
 
-from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus
-from .models import BootToken, InstallJob, WorkerCheck
+from . import selectors
+from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus, RevisionStatus
+from .dhcp import ConfigInvalid, backend_for
+from .files import read_boot_dir, sync_tftp, sync_tree
+from .models import BootToken, ConfigRevision, InstallJob, WorkerCheck
+from .rendering import dnsmasq as rendering_dnsmasq
+from .rendering import nfs, tftp
+from .rendering.snapshot import IPXE_BIOS, IPXE_EFI_X64, SiteSnapshot, bundle_text, content_hash
 
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=2)
 
@@ -84,3 +99,164 @@ def worker_check_answer(*, check_id: int) -> bool:
         answered_at=timezone.now(), answered_by=f"{socket.gethostname()}:{os.getpid()}"
     )
     return answered == 1
+
+
+# --- Site configuration: render -> validate with the real daemon -> write atomically ->
+# reload only what changed -> record a ConfigRevision (ARCHITECTURE.md "Config application").
+
+
+@dataclass
+class ApplyResult:
+    site: str
+    backend: str
+    status: str  # applied | unchanged | rejected | skipped
+    changed: list[str] = field(default_factory=list)
+    reload: str = ""
+    revision: ConfigRevision | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def summary(self) -> str:
+        lines = [f"site {self.site} ({self.backend}): {self.status}"]
+        if self.revision is not None:
+            lines.append(f"revision {self.revision.pk} sha256 {self.revision.sha256[:12]}")
+        if self.changed:
+            shown = ", ".join(sorted(self.changed)[:20])
+            more = f" (+{len(self.changed) - 20} more)" if len(self.changed) > 20 else ""
+            lines.append(f"changed: {shown}{more}")
+        if self.reload:
+            lines.append(f"daemon: {self.reload}")
+        lines += [f"note: {n}" for n in self.notes]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)
+
+
+def site_config_request(*, site: Site) -> None:
+    """Ask for the site's configuration to be re-applied (once, however many ask) after commit."""
+    from .tasks import apply_site_config_task
+
+    Site.objects.filter(pk=site.pk).update(config_requested=F("config_requested") + 1)
+    site_id, queue = site.pk, site.queue
+    transaction.on_commit(lambda: apply_site_config_task.apply_async((site_id,), queue=queue))
+
+
+@contextmanager
+def _site_lock(site: Site):
+    """One apply at a time per site on this boot server (the daemons and files are here)."""
+    path = Path(settings.PINET_CONFIG_ROOT) / f".{site.slug}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def site_config_render(*, site: Site, out_dir: Path) -> tuple[SiteSnapshot, dict[str, str]]:
+    """Write a self-contained tree for the site into ``out_dir`` (manage.py pinet_render):
+    validated, with every path pointing inside it. Returns what was written, by path."""
+    snap = selectors.site_snapshot(site, out_dir=out_dir)
+    backend = backend_for(snap.backend)
+    files = backend.render(snap)
+    backend.validate(snap, files)
+    written = {}
+    out = Path(out_dir)
+    sync_tree(Path(backend.directory(snap.paths)), files)
+    written.update({f"{Path(backend.directory(snap.paths)).name}/{k}": v for k, v in files.items()})
+    if snap.backend == DhcpBackend.KEA:
+        tftp_conf = {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)}
+        sync_tree(Path(snap.paths.dnsmasq_dir), tftp_conf)
+        written["dnsmasq/dnsmasq.conf"] = tftp_conf["dnsmasq.conf"]
+    exports = nfs.render(snap)
+    sync_tree(Path(snap.paths.exports_dir), exports)
+    written.update({f"exports/{k}": v for k, v in exports.items()})
+    _apply_tftp(snap)
+    for directory in ("dnsmasq", "kea", "tftp", "exports"):
+        (out / directory).mkdir(parents=True, exist_ok=True)
+    return snap, written
+
+
+def _apply_tftp(snap: SiteSnapshot) -> set[str]:
+    root = Path(snap.paths.tftp_root)
+    root.mkdir(parents=True, exist_ok=True)
+    boot_dirs = {h.boot_dir: read_boot_dir(h.boot_dir) for h in snap.hosts if h.boot_dir}
+    changed = sync_tftp(root, tftp.plan(snap, boot_dirs))
+    # x86/arm64 PXE ROMs fetch iPXE from the top of the tree (Debian's ipxe package).
+    for name in (IPXE_BIOS, IPXE_EFI_X64):
+        source = Path("/usr/lib/ipxe") / name
+        link = root / name
+        if source.exists() and not link.exists():
+            link.symlink_to(source)
+    for host in snap.hosts:
+        if host.data_path:
+            Path(host.data_path).mkdir(parents=True, exist_ok=True)
+    return changed
+
+
+def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> ApplyResult:
+    """Render, validate with the real daemon, apply atomically and reload if anything changed.
+    A configuration the daemon refuses is recorded as rejected and the live one stays."""
+    with _site_lock(site):
+        requested = Site.objects.values_list("config_requested", flat=True).get(pk=site.pk)
+        snap = selectors.site_snapshot(site)
+        backend = backend_for(snap.backend)
+        files = backend.render(snap)
+        exports = nfs.render(snap)
+        bundle = {
+            **{f"{snap.backend}/{k}": v for k, v in files.items()},
+            **{f"exports/{k}": v for k, v in exports.items()},
+        }
+        digest = content_hash(bundle)
+        result = ApplyResult(site=snap.slug, backend=snap.backend, status="applied", notes=list(snap.notes))
+        try:
+            backend.validate(snap, files)
+        except ConfigInvalid as exc:
+            result.status, result.error = "rejected", exc.output
+            result.revision = ConfigRevision.objects.create(
+                site=site,
+                backend=snap.backend,
+                sha256=digest,
+                content=bundle_text(bundle),
+                status=RevisionStatus.REJECTED,
+                validator_output=exc.output,
+            )
+            audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": exc.output[:2000]})
+            return result
+        changed = {f"{snap.backend}/{n}" for n in sync_tree(Path(backend.directory(snap.paths)), files)}
+        if snap.backend == DhcpBackend.KEA:
+            sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
+        exports_changed = sync_tree(Path(snap.paths.exports_dir), exports)
+        changed |= {f"exports/{n}" for n in exports_changed}
+        changed |= {f"tftp/{n}" for n in _apply_tftp(snap)}
+        result.changed = sorted(changed)
+        result.reload = backend.reload(snap, {n.split("/", 1)[1] for n in changed if n.startswith(snap.backend)})
+        if exports_changed and settings.PINET_EXPORTFS_RELOAD:
+            subprocess.run(settings.PINET_EXPORTFS_RELOAD, shell=True, check=False, timeout=120)  # noqa: S602
+        last = ConfigRevision.objects.filter(site=site, status=RevisionStatus.APPLIED).first()
+        if last is None or last.sha256 != digest:
+            previous = last.content.splitlines(keepends=True) if last else []
+            diff = "".join(
+                difflib.unified_diff(previous, bundle_text(bundle).splitlines(keepends=True), "previous", "new", n=1)
+            )
+            result.revision = ConfigRevision.objects.create(
+                site=site,
+                backend=snap.backend,
+                sha256=digest,
+                content=bundle_text(bundle),
+                status=RevisionStatus.APPLIED,
+                diff=diff,
+            )
+        elif not changed:
+            result.status = "unchanged"
+        Site.objects.filter(pk=site.pk, config_applied__lt=requested).update(config_applied=requested)
+        return result
+
+
+def site_config_apply_pending(*, site_id: int) -> ApplyResult:
+    """The worker's entry point: apply unless an earlier apply already covered every request."""
+    site = Site.objects.get(pk=site_id)
+    if site.config_applied >= site.config_requested:
+        return ApplyResult(site=site.slug, backend=site.dhcp_backend, status="skipped")
+    return site_config_apply(site=site)

@@ -6,3 +6,14 @@ def answer_worker_check_task(check_id: int) -> None:
     from .services import worker_check_answer
 
     worker_check_answer(check_id=check_id)
+
+
+@shared_task(bind=True, name="provisioning.apply_site_config", max_retries=5, ignore_result=True)
+def apply_site_config_task(self, site_id: int) -> None:
+    from .dhcp import DaemonError
+    from .services import site_config_apply_pending
+
+    try:
+        site_config_apply_pending(site_id=site_id)
+    except DaemonError as exc:
+        raise self.retry(exc=exc, countdown=10) from exc
