@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import AuditLog, Node, Site, Tenant, TenantMembership
-from .services import audit_log_write
+from .services import audit_log_write, reconfigure_sites
 from .validators import normalize_mac
 
 
@@ -19,11 +19,16 @@ class AuditedAdmin(admin.ModelAdmin):
                 obj=obj,
                 data={"via": "admin", "fields": sorted(form.changed_data)},
             )
+            self.after_change(obj)
+
+    def after_change(self, obj) -> None:
+        """Hook: what else a change to this object sets in motion."""
 
     def delete_model(self, request, obj):
         with transaction.atomic():
             audit_log_write(actor=request.user, action=f"{obj._meta.model_name}.delete", obj=obj, data={"via": "admin"})
             super().delete_model(request, obj)
+            self.after_change(obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
@@ -31,11 +36,17 @@ class AuditedAdmin(admin.ModelAdmin):
                 audit_log_write(
                     actor=request.user, action=f"{obj._meta.model_name}.delete", obj=obj, data={"via": "admin"}
                 )
+            objects = list(queryset)
             super().delete_queryset(request, queryset)
+            for obj in objects:
+                self.after_change(obj)
 
 
 @admin.register(Site)
 class SiteAdmin(AuditedAdmin):
+    def after_change(self, obj) -> None:
+        reconfigure_sites(obj)
+
     list_display = ["name", "slug", "subnet", "boot_server", "interface", "dhcp_backend", "discovery_enabled"]
     list_filter = ["dhcp_backend", "discovery_enabled"]
     search_fields = ["name", "slug", "subnet", "boot_server"]
@@ -77,6 +88,9 @@ class TenantAdmin(AuditedAdmin):
 
 @admin.register(Node)
 class NodeAdmin(AuditedAdmin):
+    def after_change(self, obj) -> None:
+        reconfigure_sites(obj.site)
+
     list_display = [
         "hostname",
         "site",

@@ -9,10 +9,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from pinet.lifecycle import transition
 
-from .choices import NODE_TRANSITIONS
+from .choices import NODE_TRANSITIONS, BootMode
 from .dbrules import RULE_MESSAGES
 from .models import AuditLog, Node, Site, Tenant, TenantMembership
 
@@ -36,6 +37,14 @@ _CONSTRAINT_MESSAGES: list[tuple[tuple[str, ...], str]] = [
         "This node already has an install job in progress.",
     ),
 ]
+
+
+def reconfigure_sites(*sites: Site) -> None:
+    """Queue the sites' DHCP/TFTP/NFS apply for after this transaction commits."""
+    from provisioning.services import site_config_request
+
+    for site in {s.pk: s for s in sites if s is not None}.values():
+        site_config_request(site=site)
 
 
 def actor_label(actor: AbstractBaseUser | None) -> str:
@@ -137,6 +146,7 @@ def site_create(*, by: AbstractBaseUser | None, **fields: Any) -> Site:
     _apply_changes(site, fields, SITE_FIELDS)
     validated_save(site)
     audit_log_write(actor=by, action="site.create", obj=site, data={"subnet": site.subnet})
+    reconfigure_sites(site)
     return site
 
 
@@ -147,6 +157,7 @@ def site_update(*, site: Site, by: AbstractBaseUser | None, **fields: Any) -> Si
     if changes:
         validated_save(site)
         audit_log_write(actor=by, action="site.update", obj=site, data=changes)
+        reconfigure_sites(site)
     return site
 
 
@@ -204,16 +215,36 @@ def node_create(*, by: AbstractBaseUser | None, **fields: Any) -> Node:
         obj=node,
         data={"mac": node.mac, "site": node.site.slug, "ip": node.ip, "boot_mode": node.boot_mode},
     )
+    reconfigure_sites(node.site)
     return node
 
 
 @transaction.atomic
 def node_update(*, node: Node, by: AbstractBaseUser | None, **fields: Any) -> Node:
     """Change a node's identity, placement, tenant or power settings."""
+    old_site = node.site
     changes = _apply_changes(node, fields, NODE_UPDATE_FIELDS)
     if changes:
         validated_save(node)
         audit_log_write(actor=by, action="node.update", obj=node, data=changes)
+        reconfigure_sites(old_site, node.site)
+    return node
+
+
+@transaction.atomic
+def node_set_boot_mode(*, node: Node, mode: str, by: AbstractBaseUser | None) -> Node:
+    """Switch how the node boots (local SD/disk, network, installer) and reconfigure its site."""
+    if mode not in BootMode.values:
+        raise ValidationError({"boot_mode": f"{mode!r} is not a boot mode: use one of {', '.join(BootMode.values)}."})
+    before = node.boot_mode
+    if before == mode:
+        return node
+    updated = Node.objects.filter(pk=node.pk, boot_mode=before).update(boot_mode=mode, updated=timezone.now())
+    if updated != 1:
+        raise ValidationError("The node's boot mode was changed by someone else meanwhile; reload and try again.")
+    node.boot_mode = mode
+    audit_log_write(actor=by, action="node.boot_mode", obj=node, data={"from": before, "to": mode})
+    reconfigure_sites(node.site)
     return node
 
 
@@ -223,4 +254,5 @@ def node_transition(*, node: Node, to: str, by: AbstractBaseUser | None, reason:
     before = node.state
     transition(obj=node, table=NODE_TRANSITIONS, to=to, field="state")
     audit_log_write(actor=by, action="node.state", obj=node, data={"from": before, "to": to, "reason": reason})
+    reconfigure_sites(node.site)
     return node

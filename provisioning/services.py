@@ -256,7 +256,9 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
 
 def site_config_apply_pending(*, site_id: int) -> ApplyResult:
     """The worker's entry point: apply unless an earlier apply already covered every request."""
-    site = Site.objects.get(pk=site_id)
+    site = Site.objects.filter(pk=site_id).first()
+    if site is None:
+        return ApplyResult(site=str(site_id), backend="", status="skipped", notes=["the site no longer exists"])
     if site.config_applied >= site.config_requested:
         return ApplyResult(site=site.slug, backend=site.dhcp_backend, status="skipped")
     return site_config_apply(site=site)
