@@ -61,7 +61,7 @@ def boot_url_for(site, node) -> str:
     return f"{settings.PINET_BOOT_URL_BASE}/boot/mac/{node.mac.replace(':', '-')}/?site={site.slug}"
 
 
-def site_snapshot(site, *, out_dir: Path | None = None) -> SiteSnapshot:
+def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = None) -> SiteSnapshot:
     """Everything the renderers need, read in a fixed number of queries whatever the fleet size."""
     site = Site.objects.get(pk=site.pk)
     paths = site_paths(site, out_dir)
@@ -116,7 +116,7 @@ def site_snapshot(site, *, out_dir: Path | None = None) -> SiteSnapshot:
     return SiteSnapshot(
         slug=site.slug,
         name=site.name,
-        backend=site.dhcp_backend,
+        backend=backend or site.dhcp_backend,
         interface=site.interface,
         subnet=IPv4Network(site.subnet),
         boot_server=IPv4Address(site.boot_server),

@@ -154,10 +154,10 @@ def _site_lock(site: Site):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def site_config_render(*, site: Site, out_dir: Path) -> tuple[SiteSnapshot, dict[str, str]]:
+def site_config_render(*, site: Site, out_dir: Path, backend: str | None = None) -> tuple[SiteSnapshot, dict[str, str]]:
     """Write a self-contained tree for the site into ``out_dir`` (manage.py pinet_render):
     validated, with every path pointing inside it. Returns what was written, by path."""
-    snap = selectors.site_snapshot(site, out_dir=out_dir)
+    snap = selectors.site_snapshot(site, out_dir=out_dir, backend=backend)
     backend = backend_for(snap.backend)
     files = backend.render(snap)
     backend.validate(snap, files)

@@ -28,11 +28,9 @@ class Command(BaseCommand):
         if found is None:
             known = ", ".join(Site.objects.values_list("slug", flat=True)) or "none yet"
             raise CommandError(f"There is no site {site!r} (sites: {known}).")
-        if backend:
-            found.dhcp_backend = backend  # only for this rendering; nothing is saved
         out = out.resolve()
         try:
-            snap, written = site_config_render(site=found, out_dir=out)
+            snap, written = site_config_render(site=found, out_dir=out, backend=backend)
         except ConfigInvalid as exc:
             raise CommandError(f"The daemon refused the configuration:\n{exc.output}") from exc
         except ConfigRenderError as exc:
