@@ -163,6 +163,7 @@ def site_config_render(*, site: Site, out_dir: Path, backend: str | None = None)
     backend.validate(snap, files)
     written = {}
     out = Path(out_dir)
+    _ensure_dirs(snap)
     sync_tree(Path(backend.directory(snap.paths)), files)
     written.update({f"{Path(backend.directory(snap.paths)).name}/{k}": v for k, v in files.items()})
     if snap.backend == DhcpBackend.KEA:
@@ -176,6 +177,12 @@ def site_config_render(*, site: Site, out_dir: Path, backend: str | None = None)
     for directory in ("dnsmasq", "kea", "tftp", "exports"):
         (out / directory).mkdir(parents=True, exist_ok=True)
     return snap, written
+
+
+def _ensure_dirs(snap: SiteSnapshot) -> None:
+    # dnsmasq refuses to start on a missing dhcp-hostsdir/optsdir, even an empty one.
+    for folder in (snap.paths.hostsdir, snap.paths.optsdir):
+        Path(folder).mkdir(parents=True, exist_ok=True)
 
 
 def _apply_tftp(snap: SiteSnapshot) -> set[str]:
@@ -224,14 +231,16 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
             )
             audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": exc.output[:2000]})
             return result
-        changed = {f"{snap.backend}/{n}" for n in sync_tree(Path(backend.directory(snap.paths)), files)}
+        _ensure_dirs(snap)
+        daemon_change = sync_tree(Path(backend.directory(snap.paths)), files)
+        changed = {f"{snap.backend}/{n}" for n in daemon_change}
         if snap.backend == DhcpBackend.KEA:
             sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
         exports_changed = sync_tree(Path(snap.paths.exports_dir), exports)
         changed |= {f"exports/{n}" for n in exports_changed}
         changed |= {f"tftp/{n}" for n in _apply_tftp(snap)}
         result.changed = sorted(changed)
-        result.reload = backend.reload(snap, {n.split("/", 1)[1] for n in changed if n.startswith(snap.backend)})
+        result.reload = backend.reload(snap, daemon_change)
         if exports_changed and settings.PINET_EXPORTFS_RELOAD:
             subprocess.run(settings.PINET_EXPORTFS_RELOAD, shell=True, check=False, timeout=120)  # noqa: S602
         last = ConfigRevision.objects.filter(site=site, status=RevisionStatus.APPLIED).first()

@@ -1,5 +1,14 @@
-"""dnsmasq: validate with `dnsmasq --test`, reload with SIGHUP (hosts.d/opts.d) or a restart
-(the main file, which SIGHUP does not re-read; netboot.md §3)."""
+"""dnsmasq: validate with `dnsmasq --test`; tell the running daemon as little as it needs.
+
+- New files in hosts.d/opts.d: nothing to do, dnsmasq reads them through inotify.
+- Changed or removed node files, or a changed main file: restart. Not SIGHUP: dnsmasq 2.90
+  (Debian 12) dies on SIGHUP (SIGSEGV/SIGABRT) once it has answered a client whose dhcp-host
+  line from a hosts file/dir carries set: tags, which every pinet node line does; and an
+  inotify re-read of a changed file does not replace the record it already holds (both seen
+  in provisioning/tests/test_boot_answers.py's lab). A restart costs a gap of a fraction of a
+  second that clients cover by retransmitting; sites with many changes should use Kea, which
+  reloads in place.
+"""
 
 from __future__ import annotations
 
@@ -66,25 +75,22 @@ def _pid(paths: Paths) -> int | None:
     return pid
 
 
-def reload(snap: SiteSnapshot, changed: set[str]) -> str:
+def reload(snap: SiteSnapshot, changed) -> str:
     paths = snap.paths
     if not changed:
         return "unchanged"
-    pid = _pid(paths)
-    if "dnsmasq.conf" in changed:
-        command = settings.PINET_DNSMASQ_RESTART.replace("{site}", snap.slug)
-        if command:
-            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)  # noqa: S602
-            if result.returncode != 0:
-                raise DaemonError(f"restart command failed: {result.stderr.strip() or result.stdout.strip()}")
-            return "restarted"
-        if pid is None:
-            return "not running"
-        # Under a supervisor (systemd Restart=always) the daemon comes back with the new file.
-        os.kill(pid, signal.SIGTERM)
+    added = getattr(changed, "added", set())
+    if "dnsmasq.conf" not in changed and set(changed) <= added:
+        return "new nodes picked up by inotify"
+    command = settings.PINET_DNSMASQ_RESTART.replace("{site}", snap.slug)
+    if command:
+        result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)  # noqa: S602
+        if result.returncode != 0:
+            raise DaemonError(f"restart command failed: {result.stderr.strip() or result.stdout.strip()}")
         return "restarted"
+    pid = _pid(paths)
     if pid is None:
         return "not running"
-    # New files arrive by inotify, but changed and deleted ones stay until SIGHUP.
-    os.kill(pid, signal.SIGHUP)
-    return "reloaded"
+    # Under a supervisor (systemd Restart=always) the daemon comes back with the new files.
+    os.kill(pid, signal.SIGTERM)
+    return "restarted"
