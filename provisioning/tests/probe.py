@@ -63,7 +63,7 @@ class Profile:
     arch: int
     undi: bytes
     prl: tuple[int, ...]
-    guid: str  # "rpi" (Pi 4/5 default layout), "rpi-old" (serial repeated) or "uuid"
+    guid: str  # "rpi" (Pi 4/5 default layout), "rpi-old" (serial repeated), "uuid" or "none" (not PXE)
     fourcc: bytes = b""
     user_class: bytes | None = None
     encapsulated: bytes | None = None
@@ -81,6 +81,8 @@ PROFILES: dict[str, Profile] = {
     "arm64-uefi": Profile(VENDOR_UEFI_ARM64, 11, UNDI_3_16, PXE_PRL, "uuid"),
     # iPXE sends its user class raw, without the RFC 3004 length prefix.
     "ipxe-bios": Profile(VENDOR_BIOS, 0, UNDI_2_1, IPXE_PRL, "uuid", user_class=b"iPXE", encapsulated=IPXE_ENCAP),
+    # pinet's installer: busybox udhcpc asked for option 224 (-O 224), the boot URL.
+    "installer": Profile("udhcp 1.35.0", 0, b"", (1, 3, 6, 12, 15, 28, 42, 224), "none"),
     "ipxe-efi": Profile(VENDOR_UEFI_X64, 7, UNDI_3_16, IPXE_PRL, "uuid", user_class=b"iPXE", encapsulated=IPXE_ENCAP),
 }
 
@@ -224,6 +226,9 @@ def client_options(
         options.append((54, server_id))
     options.append((55, bytes(profile.prl)))
     options.append((60, profile.vendor_class.encode()))
+    if profile.guid == "none":
+        # An ordinary DHCP client (the installer's udhcpc): no PXE options at all.
+        return options
     options.append((93, struct.pack("!H", profile.arch)))
     options.append((94, profile.undi))
     options.append((97, client_guid(profile, mac, serial)))

@@ -144,7 +144,10 @@ def test_dnsmasq_answers_each_boot_mode(lab, data, image, installer):
     assert offer["option43_hex"].upper() == option43_hex("Raspberry Pi Boot")
 
     offer = _offer(lab, inst.mac)
-    assert offer["pxe_menu_text"] == "Raspberry Pi Boot"
+    assert offer["pxe_menu_text"] == "Raspberry Pi Boot" and offer["boot_url"] is None
+    # The installer, once booted, asks for option 224 and gets its boot URL.
+    offer = _offer(lab, inst.mac, "installer")
+    assert offer["boot_url"] == f"http://127.0.0.1:8000/boot/mac/{inst.mac_dashed}/?site=lab"
 
 
 def test_pi3b_gets_the_padded_menu_text(lab, data, image):

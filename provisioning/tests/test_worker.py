@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from pinet.celery import app as celery_app
 from provisioning.models import WorkerCheck
-from tests.tools import database_url, need, tcp_open
+from tests.tools import database_url, need, need_program, tcp_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -135,18 +135,48 @@ def _round_trip(client, operator, tmp_path, *, url: str, options: dict, env: dic
         assert client.get(body["url"]).json()["answered"] is True
 
 
-def test_task_from_request_runs_in_worker_over_embedded_broker(client, operator, tmp_path):
+def _filesystem_broker(tmp_path: Path) -> dict:
     folder = tmp_path / "data" / "broker"
     for sub in ("queue", "processed"):
-        (folder / sub).mkdir(parents=True)
-    options = {
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
+
+
+def test_task_from_request_runs_in_worker_over_embedded_broker(client, operator, tmp_path):
+    options = _filesystem_broker(tmp_path)
     _round_trip(client, operator, tmp_path, url="filesystem://localhost/", options=options, env={})
+
+
+def test_site_worker_applies_the_config_after_a_node_change(tmp_path):
+    need_program("dnsmasq", "dnsmasq-base")
+    from nodes.services import node_create, site_create
+    from provisioning.models import ConfigRevision
+
+    options = _filesystem_broker(tmp_path)
+    with broker("filesystem://localhost/", options), worker_process(tmp_path, {}, queue="site.lab") as (proc, log):
+        site = site_create(
+            by=None, name="Lab", slug="lab", interface="pinet0", subnet="192.0.2.0/24", boot_server="192.0.2.1"
+        )
+        for n in range(3):  # a burst: each queues an apply, together they cost one or two
+            node_create(by=None, site=site, hostname=f"pi-{n}", mac=f"dc:a6:32:00:00:{n:02x}", ip=f"192.0.2.{20 + n}")
+        deadline = time.monotonic() + 60
+        while True:
+            site.refresh_from_db()
+            if site.config_applied == site.config_requested == 4:
+                break
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+    revisions = ConfigRevision.objects.filter(site=site, status="applied")
+    assert 1 <= revisions.count() <= 4
+    hosts = tmp_path / "data" / "config" / "lab" / "dnsmasq" / "hosts.d"
+    assert sorted(p.name for p in hosts.iterdir()) == [f"dc-a6-32-00-00-0{n}" for n in range(3)]
 
 
 def test_task_from_request_runs_in_worker_over_redis(client, operator, tmp_path):
