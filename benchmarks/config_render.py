@@ -8,9 +8,10 @@ Prints one JSON document. For every size and backend: the query count of the sna
 time of each stage, and next to them the raw daemon's own check of the same configuration
 (`dnsmasq --test` / `kea-dhcp4 -t` run directly) measured in the same run, so pinet's own
 cost reads as a ratio. `scaling` is t(largest)/t(second largest) of pinet's own code
-(snapshot + render + write). With --reload-pause (root; needs `ip netns`), dnsmasq serves
-the rendered site in a private namespace and the time from SIGHUP to its next DHCP answer
-is measured. Runs on a throw-away SQLite database (or DATABASE_URL if set) in a temp dir.
+(snapshot + render + write). With --daemon-reload (root; needs `ip netns`), dnsmasq and Kea serve
+the rendered site in a private namespace and the time for a change to reach clients is
+measured (--daemon-reload N). Runs on a throw-away SQLite database in a temp dir (or on
+--database-url, which it empties).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
 
-def _setup(data_dir: Path) -> None:
+def _setup(data_dir: Path, database_url: str | None) -> None:
+    # Never the configured database: the benchmark deletes every site and node it finds.
+    os.environ["PINET_ENV"] = "embedded"
     os.environ["PINET_DATA_DIR"] = str(data_dir)
+    os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pinet.settings")
     import django
 
@@ -135,45 +141,77 @@ def measure(size: int, backend: str) -> dict:
     }
 
 
-def reload_pause(size: int) -> dict | None:
-    """dnsmasq in a private namespace: ms from SIGHUP to the next DHCP answer."""
+def daemon_reload(size: int) -> dict | None:
+    """Real daemons in a private namespace serving ``size`` nodes: how long a change takes to
+    reach clients. dnsmasq is restarted (SIGHUP is unsafe on 2.90, see provisioning/dhcp/
+    dnsmasq.py): the gap from SIGTERM to its next answer. Kea: the config-reload command and
+    the time to the next answer. Needs root and `ip netns`."""
     if os.geteuid() != 0 or shutil.which("ip") is None:
-        return None
+        return {"skipped": "needs root and ip netns"}
     from nodes.models import Site
-    from provisioning import selectors
+    from provisioning.dhcp.kea import command as kea_command
     from provisioning.services import site_config_render
     from provisioning.tests.netlab import NetLab
 
-    site = Site.objects.get(slug="bench")
-    site.interface = "placeholder"
-    with NetLab() as lab:
-        Site.objects.filter(pk=site.pk).update(interface=lab.server_if, subnet="198.18.0.0/15")
-        out = Path(tempfile.mkdtemp(prefix="pinet-bench-"))
-        snap, _ = site_config_render(site=Site.objects.get(pk=site.pk), out_dir=out)
-        del snap, selectors
-        lab.start_daemon(lab.server_ns, ["dnsmasq", "-k", "-C", str(out / "dnsmasq" / "dnsmasq.conf")], out / "log")
-        mac = "dc:a6:00:00:00:02"
-        deadline = time.monotonic() + 60
-        while not (lab.probe_dhcp(mac=mac, profile="pi4", timeout=2) or {}).get("offer"):
-            if time.monotonic() > deadline:
-                return {"error": "dnsmasq did not answer"}
-        proc = lab.processes[-1]
-        start = time.perf_counter()
-        lab.signal(proc, 1)
-        while not (lab.probe_dhcp(mac=mac, profile="pi4", timeout=1) or {}).get("offer"):
-            pass
-        return {"nodes": size, "sighup_to_answer_ms": round((time.perf_counter() - start) * 1000, 1)}
+    mac = "dc:a6:00:00:00:00"
+    results = {"nodes": size}
+    for backend in ("dnsmasq", "kea"):
+        _fleet(size, backend)
+        with NetLab(server_cidr="198.18.0.1/15") as lab:
+            Site.objects.filter(slug="bench").update(interface=lab.server_if)
+            out = lab.path("site")
+            site_config_render(site=Site.objects.get(slug="bench"), out_dir=out)
+
+            def answered(timeout=1.0):
+                return lab.probe_dhcp(mac=mac, profile="pi4", timeout=timeout)["offer"] is not None
+
+            if backend == "dnsmasq":
+                conf = out / "dnsmasq" / "dnsmasq.conf"
+                loop = f"while :; do dnsmasq -k --log-facility=- -C {conf}; sleep 0.05; done"
+                lab.start_daemon(lab.server_ns, ["sh", "-c", loop], lab.path("dnsmasq.log"))
+            else:
+                run = lab.path("kea-run")
+                run.mkdir()
+                env = {"KEA_PIDFILE_DIR": str(run), "KEA_LOCKFILE_DIR": str(run)}
+                lab.start_daemon(
+                    lab.server_ns, ["kea-dhcp4", "-c", out / "kea" / "kea-dhcp4.json"], lab.path("kea.log"), env=env
+                )
+            deadline = time.monotonic() + 120
+            while not answered(3):
+                if time.monotonic() > deadline:
+                    results[backend] = {"error": "the daemon never answered"}
+                    break
+            else:
+                start = time.perf_counter()
+                if backend == "dnsmasq":
+                    os.kill(int((out / "dnsmasq" / "dnsmasq.pid").read_text()), 15)
+                    time.sleep(0.01)
+                    command_ms = None
+                else:
+                    kea_command(str(out / "kea" / "kea4.sock"), "config-reload", timeout=120)
+                    command_ms = round((time.perf_counter() - start) * 1000, 1)
+                while not answered(0.5):
+                    pass
+                results[backend] = {
+                    "change": "restart" if backend == "dnsmasq" else "config-reload",
+                    "command_ms": command_ms,
+                    "until_next_answer_ms": round((time.perf_counter() - start) * 1000, 1),
+                }
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--backends", default="dnsmasq,kea")
-    parser.add_argument("--reload-pause", type=int, default=0, help="Also measure dnsmasq's SIGHUP pause at N hosts.")
+    parser.add_argument("--database-url", help="A scratch database to use instead of a temporary SQLite file.")
+    parser.add_argument(
+        "--daemon-reload", type=int, default=0, help="Also measure how a change reaches clients at N hosts (root)."
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="pinet-bench-") as tmp:
-        _setup(Path(tmp))
+        _setup(Path(tmp), args.database_url)
         results = [measure(size, backend) for backend in args.backends.split(",") for size in sizes]
         scaling = {}
         for backend in args.backends.split(","):
@@ -185,10 +223,7 @@ def main() -> None:
                     "pinet_own_ratio": round(b["pinet_own_ms"] / a["pinet_own_ms"], 2),
                     "node_ratio": round(b["nodes"] / a["nodes"], 2),
                 }
-        pause = None
-        if args.reload_pause:
-            _fleet(args.reload_pause, "dnsmasq")
-            pause = reload_pause(args.reload_pause)
+        reload = daemon_reload(args.daemon_reload) if args.daemon_reload else None
     print(
         json.dumps(
             {
@@ -200,7 +235,7 @@ def main() -> None:
                 },
                 "results": results,
                 "scaling": scaling,
-                "dnsmasq_reload_pause": pause,
+                "daemon_reload": reload,
             },
             indent=2,
         )
