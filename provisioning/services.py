@@ -32,8 +32,8 @@ from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus, Revisi
 from .dhcp import ConfigInvalid, backend_for
 from .files import read_boot_dir, sync_tftp, sync_tree
 from .models import BootToken, ConfigRevision, InstallJob, WorkerCheck
+from .rendering import ConfigRenderError, nfs, tftp
 from .rendering import dnsmasq as rendering_dnsmasq
-from .rendering import nfs, tftp
 from .rendering.snapshot import IPXE_BIOS, IPXE_EFI_X64, SiteSnapshot, bundle_text, content_hash
 
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=2)
@@ -209,14 +209,28 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
         requested = Site.objects.values_list("config_requested", flat=True).get(pk=site.pk)
         snap = selectors.site_snapshot(site)
         backend = backend_for(snap.backend)
-        files = backend.render(snap)
-        exports = nfs.render(snap)
+        result = ApplyResult(site=snap.slug, backend=snap.backend, status="applied", notes=list(snap.notes))
+        try:
+            files = backend.render(snap)
+            exports = nfs.render(snap)
+        except ConfigRenderError as exc:
+            # Data that cannot be written safely: refuse like the daemon would, keep the live one.
+            result.status, result.error = "rejected", str(exc)
+            result.revision = ConfigRevision.objects.create(
+                site=site,
+                backend=snap.backend,
+                sha256="",
+                content="",
+                status=RevisionStatus.REJECTED,
+                validator_output=f"pinet: {exc}",
+            )
+            audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": str(exc)})
+            return result
         bundle = {
             **{f"{snap.backend}/{k}": v for k, v in files.items()},
             **{f"exports/{k}": v for k, v in exports.items()},
         }
         digest = content_hash(bundle)
-        result = ApplyResult(site=snap.slug, backend=snap.backend, status="applied", notes=list(snap.notes))
         try:
             backend.validate(snap, files)
         except ConfigInvalid as exc:

@@ -6,6 +6,7 @@ import pytest
 
 from images.models import OSImage
 from nodes.choices import BootMode, DhcpBackend
+from nodes.models import Node
 from nodes.services import node_set_boot_mode
 from provisioning.choices import RevisionStatus
 from provisioning.models import ConfigRevision
@@ -147,3 +148,16 @@ def test_netboot_without_a_ready_image_answers_local_and_says_why(site, data_dir
     assert result.notes == ["pi-1: netboot needs a ready image with an NFS root; answering as local"]
     hosts = data_dirs / "config" / "lab" / "dnsmasq" / "hosts.d" / "dc-a6-32-00-00-01"
     assert "pxe-pi" not in hosts.read_text()
+
+
+def test_unrenderable_data_is_rejected_and_nothing_is_written(site, data_dirs, dnsmasq_bin, monkeypatch):
+    node = make_node(site=site, n=1)
+    site_config_apply(site=site)
+    before = sorted(p.name for p in (data_dirs / "config" / "lab" / "dnsmasq" / "hosts.d").iterdir())
+    Node.objects.filter(pk=node.pk).update(boot_mode=BootMode.INSTALL)
+    monkeypatch.setattr("provisioning.selectors.boot_url_for", lambda site, mac: 'http://x/"; enable-tftp')
+    make_node(site=site, n=2, board_model="x86-uefi", mac="52:54:00:00:00:02", boot_mode=BootMode.INSTALL)
+    result = site_config_apply(site=site)
+    assert result.status == "rejected" and "cannot be written into a dnsmasq file" in result.error
+    assert ConfigRevision.objects.filter(status=RevisionStatus.REJECTED).count() == 1
+    assert sorted(p.name for p in (data_dirs / "config" / "lab" / "dnsmasq" / "hosts.d").iterdir()) == before
