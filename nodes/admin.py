@@ -47,6 +47,13 @@ class SiteAdmin(AuditedAdmin):
     def after_change(self, obj) -> None:
         reconfigure_sites(obj)
 
+    def get_readonly_fields(self, request, obj=None):
+        # The slug names the site's queue and directories; it is fixed once the site exists.
+        return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else {"slug": ["name"]}
+
     list_display = ["name", "slug", "subnet", "boot_server", "interface", "dhcp_backend", "discovery_enabled"]
     list_filter = ["dhcp_backend", "discovery_enabled"]
     search_fields = ["name", "slug", "subnet", "boot_server"]

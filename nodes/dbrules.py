@@ -28,7 +28,8 @@ CREATE OR REPLACE FUNCTION pinet_node_ip_rules() RETURNS trigger LANGUAGE plpgsq
 DECLARE s nodes_site%ROWTYPE;
 BEGIN
     IF NEW.ip IS NULL THEN RETURN NEW; END IF;
-    SELECT * INTO s FROM nodes_site WHERE id = NEW.site_id;
+    -- FOR SHARE: a concurrent change of the site's subnet or range waits for this row.
+    SELECT * INTO s FROM nodes_site WHERE id = NEW.site_id FOR SHARE;
     IF NOT (NEW.ip <<= s.subnet::cidr) THEN
         RAISE EXCEPTION 'nodes_node_ip_in_subnet: reserved address % of node % is outside subnet % of site %',
             host(NEW.ip), NEW.hostname, s.subnet, s.slug

@@ -61,6 +61,14 @@ class HostnameField(_NormalizedCharField):
         super().__init__(*args, **kwargs)
 
 
+def _is_ipv4(value) -> bool:
+    try:
+        ipaddress.IPv4Address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
 
@@ -167,8 +175,11 @@ class Site(models.Model):
     def in_dynamic_range(self, address: str) -> bool:
         if not (self.range_start and self.range_end):
             return False
-        ip = ipaddress.IPv4Address(address)
-        return ipaddress.IPv4Address(self.range_start) <= ip <= ipaddress.IPv4Address(self.range_end)
+        try:
+            ip = ipaddress.IPv4Address(address)
+            return ipaddress.IPv4Address(self.range_start) <= ip <= ipaddress.IPv4Address(self.range_end)
+        except ValueError:
+            return False
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
@@ -177,6 +188,10 @@ class Site(models.Model):
         except ValidationError as exc:
             raise ValidationError({"subnet": exc.messages}) from None
         self.subnet = str(network)
+        for field in ("boot_server", "gateway", "range_start", "range_end", "nfs_server"):
+            # Field validation already reported a malformed address; don't trip over it here.
+            if getattr(self, field) and not _is_ipv4(getattr(self, field)):
+                return
         for field in ("gateway", "range_start", "range_end"):
             value = getattr(self, field)
             if value and ipaddress.IPv4Address(value) not in network:
@@ -202,7 +217,7 @@ class Site(models.Model):
                 errors.setdefault("dns_domain", []).append(
                     f"{self.dns_domain} is not a DNS domain: dot-separated labels of letters, digits and hyphens."
                 )
-        if self.lease_time < 120:
+        if self.lease_time is not None and self.lease_time < 120:
             errors.setdefault("lease_time", []).append("Leases shorter than 120 seconds only add DHCP traffic.")
         if (self.range_start is None) != (self.range_end is None):
             errors.setdefault("range_end", []).append("Give both ends of the dynamic range, or neither.")
@@ -389,7 +404,17 @@ class Node(models.Model):
 
     def clean(self) -> None:
         self.client_id = (self.client_id or "").strip().lower().replace("-", ":")
-        if self.ip and self.site_id:
+        if self.relay_circuit_id and self.site_id and self.site.dhcp_backend == DhcpBackend.KEA:
+            # Kea keys reservations by circuit-id alone (remote-id needs a commercial hook).
+            twin = Node.objects.filter(site_id=self.site_id, relay_circuit_id=self.relay_circuit_id)
+            if twin.exclude(pk=self.pk).exists():
+                raise ValidationError(
+                    {
+                        "relay_circuit_id": "Another node in this Kea site has that circuit-id; Kea cannot tell "
+                        "switches apart, so give each port a distinct circuit-id."
+                    }
+                )
+        if self.ip and self.site_id and _is_ipv4(self.ip):
             site = self.site
             address = ipaddress.IPv4Address(self.ip)
             if address not in site.network:

@@ -85,10 +85,15 @@ def translate_integrity_errors():
         raise ValidationError(f"The change conflicts with existing data: {text.splitlines()[0]}") from exc
 
 
-def validated_save(obj: models.Model) -> None:
+def validated_save(obj: models.Model, fields: list[str] | None = None) -> None:
+    """Validate and save; an update writes only ``fields``, so a stale copy never undoes
+    changes others made meanwhile (a boot mode, the config counters)."""
     obj.full_clean()
     with translate_integrity_errors():
-        obj.save()
+        if fields is None:
+            obj.save()
+        else:
+            obj.save(update_fields=[*fields, *(["updated"] if hasattr(obj, "updated") else [])])
 
 
 def _apply_changes(obj: models.Model, fields: dict[str, Any], allowed: frozenset[str]) -> dict[str, list]:
@@ -139,6 +144,10 @@ SITE_FIELDS = frozenset(
 )
 
 
+# The slug names the site's queue and directories: changing it would strand both.
+SITE_UPDATE_FIELDS = SITE_FIELDS - {"slug"}
+
+
 @transaction.atomic
 def site_create(*, by: AbstractBaseUser | None, **fields: Any) -> Site:
     """Create a boot site."""
@@ -153,9 +162,9 @@ def site_create(*, by: AbstractBaseUser | None, **fields: Any) -> Site:
 @transaction.atomic
 def site_update(*, site: Site, by: AbstractBaseUser | None, **fields: Any) -> Site:
     """Change a site; refused if it would strand a node's reserved address."""
-    changes = _apply_changes(site, fields, SITE_FIELDS)
+    changes = _apply_changes(site, fields, SITE_UPDATE_FIELDS)
     if changes:
-        validated_save(site)
+        validated_save(site, list(changes))
         audit_log_write(actor=by, action="site.update", obj=site, data=changes)
         reconfigure_sites(site)
     return site
@@ -225,7 +234,7 @@ def node_update(*, node: Node, by: AbstractBaseUser | None, **fields: Any) -> No
     old_site = node.site
     changes = _apply_changes(node, fields, NODE_UPDATE_FIELDS)
     if changes:
-        validated_save(node)
+        validated_save(node, list(changes))
         audit_log_write(actor=by, action="node.update", obj=node, data=changes)
         reconfigure_sites(old_site, node.site)
     return node

@@ -197,7 +197,8 @@ if CELERY_BROKER_URL:
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} is not supported: use redis://host:6379/0."
         )
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Longer than the longest task, or Redis hands a still-running task to a second worker.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("PINET_TASK_TIME_LIMIT", 6 * 3600) + 600}
 else:
     # kombu's file-system transport: a real broker between real processes, no server.
     CELERY_BROKER_URL = "filesystem://localhost/"

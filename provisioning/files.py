@@ -38,6 +38,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 MANIFEST = ".pinet-manifest.json"
+# The digest of the configuration the daemon last took; a different one means a reload is owed.
+LOADED = ".pinet-loaded"
 # Below this many files each is fsynced on its own; above it one os.sync() is far cheaper
 # than thousands of fsyncs (10k host files: seconds instead of milliseconds).
 FSYNC_EACH_LIMIT = 16
@@ -71,6 +73,10 @@ def sync_tree(directory: Path, files: dict[str, str]) -> TreeChange:
             to_write.append(name)
             if not exists:
                 added.append(name)
+    if to_write and old:
+        # Forget the files about to change first: a crash mid-way then rewrites them next time
+        # instead of trusting a manifest that describes content no longer on disk.
+        write_atomic(manifest_path, json.dumps({k: v for k, v in old.items() if k not in to_write}, sort_keys=True))
     staged = []
     try:
         for name in to_write:
@@ -113,9 +119,15 @@ def sync_tree(directory: Path, files: dict[str, str]) -> TreeChange:
     return changed
 
 
-def _replace_symlink(link: Path, target: str) -> None:
+class TreeConflict(Exception):
+    """Something pinet did not create stands where it needs to put a link."""
+
+
+def replace_symlink(link: Path, target: str) -> None:
     if link.is_symlink() and os.readlink(link) == target:
         return
+    if link.exists() and not link.is_symlink():
+        raise TreeConflict(f"{link} exists and is not pinet's link: move it away")
     tmp = link.with_name(f".{link.name}.new")
     tmp.unlink(missing_ok=True)
     os.symlink(target, tmp)
@@ -129,6 +141,7 @@ def sync_tftp(root: Path, plan: dict[str, NodeDir]) -> set[str]:
     store.mkdir(parents=True, exist_ok=True)
     changed = set()
     wanted_links: dict[str, str] = {}
+    staged: list[tuple[Path, Path]] = []
     for entry in plan.values():
         folder = store / entry.name
         if not folder.is_dir():
@@ -140,14 +153,21 @@ def sync_tftp(root: Path, plan: dict[str, NodeDir]) -> set[str]:
                 os.chmod(staging / name, 0o644)
             # dnsmasq serves TFTP as user nobody: the tree must be world-readable.
             os.chmod(staging, 0o755)  # noqa: S103
+            staged.append((staging, folder))
+    if staged:
+        # The name of a node directory is a hash of its content and is never rewritten, so its
+        # files must be on disk before it gets that name: one sync for all of them.
+        os.sync()
+        for staging, folder in staged:
             os.rename(staging, folder)
-            changed.add(entry.name)
+            changed.add(folder.name)
+    for entry in plan.values():
         for alias in entry.aliases:
             wanted_links[alias] = f".nodes/{entry.name}"
     for alias, target in wanted_links.items():
         link = root / alias
         if not (link.is_symlink() and os.readlink(link) == target):
-            _replace_symlink(link, target)
+            replace_symlink(link, target)
             changed.add(alias)
     for entry in root.iterdir():
         if entry.is_symlink() and entry.name not in wanted_links and os.readlink(entry).startswith(".nodes/"):
@@ -155,6 +175,7 @@ def sync_tftp(root: Path, plan: dict[str, NodeDir]) -> set[str]:
             changed.add(entry.name)
     keep = {e.name for e in plan.values()}
     for folder in store.iterdir():
+        # Callers hold the site lock, so a dot-directory here is staging a crash left behind.
         if folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
     return changed

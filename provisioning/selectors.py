@@ -117,9 +117,13 @@ def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = No
         elif mode == BootMode.NETBOOT:
             if image_state != ImageState.READY or not image_root:
                 notes.append(f"{hostname}: netboot needs a ready image with an NFS root; answering as local")
+            elif not ip:
+                # Its writable directory is exported to its address alone, never to the subnet.
+                notes.append(f"{hostname}: netboot needs a reserved address; answering as local")
             else:
                 answer, boot_dir, root_path = ANSWER_NETBOOT, image_boot, image_root
-                data_path = f"{paths.nfs_root}/nodes/{site.slug}/{hostname}"
+                # Keyed by node id: a host name reused by the next tenant must not inherit data.
+                data_path = f"{paths.nfs_root}/nodes/{site.slug}/n{pk}"
         elif mode == BootMode.INSTALL:
             if is_pi and installer is None:
                 notes.append(f"{hostname}: install needs a ready Raspberry Pi installer image; answering as local")

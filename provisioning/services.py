@@ -29,8 +29,10 @@ from pinet.lifecycle import transition
 
 from . import selectors
 from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus, RevisionStatus
-from .dhcp import ConfigInvalid, backend_for
-from .files import read_boot_dir, sync_tftp, sync_tree
+from .dhcp import ConfigInvalid, DaemonError, backend_for
+from .dhcp import dnsmasq as rendering_dnsmasq_daemon
+from .dhcp import kea as kea_daemon
+from .files import LOADED, TreeChange, TreeConflict, read_boot_dir, replace_symlink, sync_tftp, sync_tree
 from .models import BootToken, ConfigRevision, InstallJob, WorkerCheck
 from .rendering import ConfigRenderError, nfs, tftp
 from .rendering import dnsmasq as rendering_dnsmasq
@@ -194,12 +196,26 @@ def _apply_tftp(snap: SiteSnapshot) -> set[str]:
     for name in (IPXE_BIOS, IPXE_EFI_X64):
         source = Path("/usr/lib/ipxe") / name
         link = root / name
-        if source.exists() and not link.exists():
-            link.symlink_to(source)
+        if source.exists() and (link.is_symlink() or not link.exists()):
+            replace_symlink(link, str(source))
     for host in snap.hosts:
         if host.data_path:
             Path(host.data_path).mkdir(parents=True, exist_ok=True)
     return changed
+
+
+def _apply_companions(snap: SiteSnapshot) -> set[str]:
+    """The daemons beside the DHCP backend: for a Kea site, dnsmasq serving only TFTP; for a
+    site that left Kea, the Kea it left, which must stop answering."""
+    if snap.backend == DhcpBackend.KEA:
+        return sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
+    socket_path = Path(snap.paths.kea_dir) / "kea4.sock"
+    if socket_path.exists():
+        try:
+            kea_daemon.command(str(socket_path), "shutdown", timeout=10)
+        except OSError:
+            pass  # not running: nothing to stop
+    return set()
 
 
 def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> ApplyResult:
@@ -245,18 +261,36 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
             )
             audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": exc.output[:2000]})
             return result
-        _ensure_dirs(snap)
-        daemon_change = sync_tree(Path(backend.directory(snap.paths)), files)
-        changed = {f"{snap.backend}/{n}" for n in daemon_change}
-        if snap.backend == DhcpBackend.KEA:
-            sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
+        # The TFTP tree and the exports first: if either fails, the daemon is not told yet.
+        try:
+            tftp_changed = _apply_tftp(snap)
+        except (OSError, TreeConflict) as exc:
+            raise DaemonError(f"TFTP tree for {snap.slug}: {exc}") from exc
         exports_changed = sync_tree(Path(snap.paths.exports_dir), exports)
-        changed |= {f"exports/{n}" for n in exports_changed}
-        changed |= {f"tftp/{n}" for n in _apply_tftp(snap)}
+        _ensure_dirs(snap)
+        directory = Path(backend.directory(snap.paths))
+        daemon_change = sync_tree(directory, files)
+        extra_change = _apply_companions(snap)
+        changed = {f"{snap.backend}/{n}" for n in daemon_change} | {f"exports/{n}" for n in exports_changed}
+        changed |= {f"tftp/{n}" for n in tftp_changed} | {f"dnsmasq/{n}" for n in extra_change}
         result.changed = sorted(changed)
+        # A reload that failed last time (the files were written, the daemon never took them)
+        # is owed now even though nothing changed since: the loaded marker says so.
+        loaded = directory / LOADED
+        daemon_digest = content_hash(files)
+        owed = not daemon_change and (loaded.read_text().strip() if loaded.exists() else "") != daemon_digest
+        if owed:
+            daemon_change = TreeChange(modified=set(files))
         result.reload = backend.reload(snap, daemon_change)
+        if extra_change:
+            result.reload += "; TFTP " + rendering_dnsmasq_daemon.reload(snap, extra_change)
+        loaded.write_text(daemon_digest + "\n")
         if exports_changed and settings.PINET_EXPORTFS_RELOAD:
-            subprocess.run(settings.PINET_EXPORTFS_RELOAD, shell=True, check=False, timeout=120)  # noqa: S602
+            done = subprocess.run(  # noqa: S602
+                settings.PINET_EXPORTFS_RELOAD, shell=True, capture_output=True, text=True, timeout=120
+            )
+            if done.returncode != 0:
+                result.notes.append(f"NFS reload failed: {(done.stderr or done.stdout).strip()[:500]}")
         last = ConfigRevision.objects.filter(site=site, status=RevisionStatus.APPLIED).first()
         if last is None or last.sha256 != digest:
             previous = last.content.splitlines(keepends=True) if last else []
@@ -271,7 +305,7 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
                 status=RevisionStatus.APPLIED,
                 diff=diff,
             )
-        elif not changed:
+        elif not changed and not owed:
             result.status = "unchanged"
         Site.objects.filter(pk=site.pk, config_applied__lt=requested).update(config_applied=requested)
         return result

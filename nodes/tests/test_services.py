@@ -124,3 +124,41 @@ def test_site_update_audits_changes(site, operator):
     site_update(site=site, by=operator, discovery_enabled=True)
     entry = AuditLog.objects.get(action="site.update")
     assert entry.data == {"discovery_enabled": [False, True]} and entry.actor_label == "alice"
+
+
+def test_stale_copy_does_not_undo_other_changes(site):
+    from nodes.services import node_set_boot_mode
+
+    node = make_node(site=site, n=1)
+    stale = Node.objects.get(pk=node.pk)
+    node_set_boot_mode(node=node, mode="install", by=None)
+    node_update(node=stale, by=None, power_params={"port": 7})
+    fresh = Node.objects.get(pk=node.pk)
+    assert fresh.boot_mode == "install" and fresh.power_params == {"port": 7}
+
+
+def test_site_slug_is_fixed(site):
+    with pytest.raises(ValidationError, match="cannot be changed here: slug"):
+        site_update(site=site, by=None, slug="other")
+
+
+def test_malformed_addresses_are_field_errors_not_crashes(site):
+    assert "gateway" in _errors(
+        lambda: site_create(
+            by=None,
+            name="X",
+            slug="x",
+            interface="eth0",
+            subnet="192.0.2.0/24",
+            boot_server="192.0.2.1",
+            gateway="nope",
+        )
+    )
+    assert "ip" in _errors(lambda: _create(site, ip="nope"))
+
+
+def test_kea_site_refuses_a_shared_circuit_id(site):
+    site_update(site=site, by=None, dhcp_backend="kea")
+    make_node(site=site, n=1, relay_remote_id="switch-a", relay_circuit_id="ge-0/0/7")
+    errors = _errors(lambda: _create(site, relay_remote_id="switch-b", relay_circuit_id="ge-0/0/7"))
+    assert "Kea cannot tell switches apart" in errors["relay_circuit_id"][0]

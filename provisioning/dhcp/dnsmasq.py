@@ -64,15 +64,14 @@ def _with_line(message: str, text: str) -> str:
 
 
 def _pid(paths: Paths) -> int | None:
+    """The running dnsmasq of this site; None for a stale pid file (the pid reused by another
+    program must never receive our signal)."""
     try:
         pid = int(Path(paths.dnsmasq_dir, "dnsmasq.pid").read_text().strip())
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if name == "dnsmasq" else None
 
 
 def reload(snap: SiteSnapshot, changed) -> str:
@@ -92,5 +91,10 @@ def reload(snap: SiteSnapshot, changed) -> str:
     if pid is None:
         return "not running"
     # Under a supervisor (systemd Restart=always) the daemon comes back with the new files.
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "not running"
+    except OSError as exc:
+        raise DaemonError(f"cannot restart dnsmasq (pid {pid}): {exc.strerror}; set PINET_DNSMASQ_RESTART") from exc
     return "restarted"

@@ -13,6 +13,8 @@ Tags, one set per node by its hosts.d line:
 
 from __future__ import annotations
 
+import re
+
 from . import HEADER, ConfigRenderError
 from .snapshot import (
     ANSWER_INSTALL,
@@ -68,7 +70,22 @@ def option_lines(host: HostSnapshot, snap: SiteSnapshot) -> list[str]:
     return []
 
 
+_WORD = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+
+
+def _checked_site(snap: SiteSnapshot) -> None:
+    """Site values go into the main file unquoted: refuse anything but plain words."""
+    for label, value in (
+        ("interface", snap.interface),
+        ("DNS domain", snap.dns_domain or "x"),
+        *((name, getattr(snap.paths, name)) for name in ("dnsmasq_dir", "tftp_root")),
+    ):
+        if not _WORD.match(value):
+            raise ConfigRenderError(f"the site's {label} {value!r} cannot be written into a dnsmasq file")
+
+
 def render_main(snap: SiteSnapshot) -> str:
+    _checked_site(snap)
     p = snap.paths
     proxy = snap.backend == PROXY
     lines = [

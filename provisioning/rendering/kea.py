@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from . import ConfigRenderError
 from .snapshot import ANSWER_INSTALL, ANSWER_LOCAL, IPXE_BIOS, IPXE_EFI_ARM64, IPXE_EFI_X64, SiteSnapshot
 
 PI_MENU = "Raspberry Pi Boot"
@@ -28,7 +29,8 @@ def option43_hex(menu: str) -> str:
 def _pi_class(name: str, menu: str, snap: SiteSnapshot) -> dict:
     return {
         "name": name,
-        "test": f"member('KNOWN') and member('{name}-host') and substring(option[60].hex,0,9) == 'PXEClient'",
+        # No test on option 60: some Pi 4 bootloaders leave it out of their REQUEST (netboot.md §1.1).
+        "test": f"member('KNOWN') and member('{name}-host')",
         "option-def": [{"name": "vendor-encapsulated-options", "code": 43, "type": "binary"}],
         "option-data": [
             {"name": "vendor-encapsulated-options", "data": option43_hex(menu), "always-send": True},
@@ -73,12 +75,9 @@ def _classes(snap: SiteSnapshot) -> list[dict]:
 
 
 def _reservation(host, snap: SiteSnapshot) -> dict:
-    if host.circuit_id:
-        reservation = {"circuit-id": host.circuit_id}
-    elif host.client_id:
-        reservation = {"client-id": host.client_id}
-    else:
-        reservation = {"hw-address": host.mac}
+    # Keyed by switch port where the node has one (relayed networks), else by MAC. Never by
+    # Kea's client-id: that is option 61, which Pis do not send (their option 97 is not it).
+    reservation = {"circuit-id": host.circuit_id} if host.circuit_id else {"hw-address": host.mac}
     reservation["hostname"] = host.hostname
     if host.ip is not None:
         reservation["ip-address"] = str(host.ip)
@@ -91,7 +90,19 @@ def _reservation(host, snap: SiteSnapshot) -> dict:
     return reservation
 
 
+def _check_ports(snap: SiteSnapshot) -> None:
+    seen: dict[str, str] = {}
+    for host in snap.hosts:
+        if host.circuit_id and host.circuit_id in seen:
+            raise ConfigRenderError(
+                f"{seen[host.circuit_id]} and {host.hostname} share circuit-id {host.circuit_id}; Kea keys "
+                "reservations by circuit-id alone"
+            )
+        seen[host.circuit_id] = host.hostname
+
+
 def config(snap: SiteSnapshot, *, interfaces: list[str] | None = None) -> dict:
+    _check_ports(snap)
     subnet: dict = {
         "id": SUBNET_ID,
         "subnet": str(snap.subnet),

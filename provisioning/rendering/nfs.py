@@ -29,9 +29,9 @@ def render(snap: SiteSnapshot) -> dict[str, str]:
     for root in roots:
         lines.append(f"{_checked(root)} {snap.subnet}(ro,no_subtree_check,no_root_squash,fsid={_fsid(root)})")
     for host in sorted(snap.hosts, key=lambda h: h.hostname):
-        if host.answer != ANSWER_NETBOOT or not host.data_path:
+        if host.answer != ANSWER_NETBOOT or not host.data_path or host.ip is None:
             continue
-        client = str(host.ip) if host.ip is not None else str(snap.subnet)
+        client = str(host.ip)
         path = _checked(host.data_path)
         lines.append(f"{path} {client}(rw,no_subtree_check,no_root_squash,fsid={_fsid(path)})")
     return {f"pinet-{snap.slug}.exports": "\n".join(lines) + "\n"}

@@ -6,7 +6,7 @@ import pytest
 
 from images.models import OSImage
 from nodes.choices import BootMode, DhcpBackend
-from nodes.models import Node
+from nodes.models import Node, Site
 from nodes.services import node_set_boot_mode
 from provisioning.choices import RevisionStatus
 from provisioning.models import ConfigRevision
@@ -131,7 +131,7 @@ def test_netboot_node_gets_its_tftp_directory(site, data_dirs, image, dnsmasq_bi
         assert (prefix / "start4.elf").read_bytes() == BOOT_FILES["start4.elf"]
     cmdline = (root / node.mac_dashed / "cmdline.txt").read_text()
     assert f"nfsroot=192.0.2.1:{image.root_path},vers=3" in cmdline and "PARTUUID" not in cmdline
-    assert (data_dirs / "nfs" / "nodes" / "lab" / node.hostname).is_dir()
+    assert (data_dirs / "nfs" / "nodes" / "lab" / f"n{node.pk}").is_dir()
     exports = (data_dirs / "config" / "lab" / "exports" / "pinet-lab.exports").read_text()
     assert image.root_path in exports and "(ro," in exports
     # Back to local: the directory goes, and with it the Pi's reason to stay on the network.
@@ -161,3 +161,40 @@ def test_unrenderable_data_is_rejected_and_nothing_is_written(site, data_dirs, d
     assert result.status == "rejected" and "cannot be written into a dnsmasq file" in result.error
     assert ConfigRevision.objects.filter(status=RevisionStatus.REJECTED).count() == 1
     assert sorted(p.name for p in (data_dirs / "config" / "lab" / "dnsmasq" / "hosts.d").iterdir()) == before
+
+
+def test_a_failed_reload_is_owed_until_it_succeeds(site, data_dirs, dnsmasq_bin, monkeypatch):
+    from provisioning.dhcp import DaemonError
+    from provisioning.dhcp import dnsmasq as daemon
+
+    make_node(site=site, n=1)
+    site_config_apply(site=site)
+    make_node(site=site, n=2)
+    calls = []
+
+    def failing(snap, changed):
+        calls.append(set(changed))
+        raise DaemonError("restart command failed")
+
+    monkeypatch.setattr(daemon, "reload", failing)
+    with pytest.raises(DaemonError):
+        site_config_apply(site=site)
+    monkeypatch.setattr(daemon, "reload", lambda snap, changed: calls.append(set(changed)) or "restarted")
+    # Nothing changed since the failed attempt, but the daemon never took the files: reload.
+    result = site_config_apply(site=site)
+    assert result.reload == "restarted" and calls[-1] and result.status == "applied"
+    assert site_config_apply(site=site).status == "unchanged"
+
+
+def test_netboot_without_an_address_answers_local(site, data_dirs, image, dnsmasq_bin):
+    make_node(site=site, n=90, boot_mode=BootMode.NETBOOT, image=image)  # n >= 80: no address
+    result = site_config_apply(site=site)
+    assert result.notes == ["pi-90: netboot needs a reserved address; answering as local"]
+    exports = (data_dirs / "config" / "lab" / "exports" / "pinet-lab.exports").read_text()
+    assert "rw," not in exports
+
+
+def test_unsafe_site_values_are_rejected(site, data_dirs, dnsmasq_bin):
+    Site.objects.filter(pk=site.pk).update(dns_domain="lab.example\ndhcp-script=/tmp/x")
+    result = site_config_apply(site=site)
+    assert result.status == "rejected" and "DNS domain" in result.error

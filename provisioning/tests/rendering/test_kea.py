@@ -18,7 +18,8 @@ def test_reservations_by_identifier():
     cfg = kea.config(KEA_SITE)["Dhcp4"]
     reservations = {r.get("hostname"): r for r in cfg["subnet4"][0]["reservations"]}
     assert reservations["pi-8"]["circuit-id"] == "67:65:2d:30:2f:30:2f:38"
-    assert reservations["pi-9"]["client-id"] == "00:52:50:69:34:11:31:c0:00"
+    # Option 97 is not Kea's client-id (option 61): the node is still found by its MAC.
+    assert reservations["pi-9"]["hw-address"] == "dc:a6:32:00:00:09" and "client-id" not in reservations["pi-9"]
     assert reservations["pi-2"]["hw-address"] == "dc:a6:32:00:00:02"
     assert reservations["pi-2"]["client-classes"] == ["pinet-pi-host"]
     assert "client-classes" not in reservations["pi-1"]
@@ -28,3 +29,21 @@ def test_reservations_by_identifier():
 
 def test_validation_copy_listens_on_any_interface():
     assert json.loads(kea.validation_text(KEA_SITE))["Dhcp4"]["interfaces-config"]["interfaces"] == ["*"]
+
+
+def test_shared_circuit_id_is_refused():
+    from dataclasses import replace
+
+    import pytest
+
+    from provisioning.rendering import ConfigRenderError
+
+    twin = replace(
+        KEA_SITE.hosts[1],
+        node_id=99,
+        hostname="pi-99",
+        mac="dc:a6:32:00:00:99",
+        circuit_id=KEA_SITE.hosts[7].circuit_id,
+    )
+    with pytest.raises(ConfigRenderError, match="share circuit-id"):
+        kea.render(replace(KEA_SITE, hosts=(*KEA_SITE.hosts, twin)))
