@@ -5,6 +5,13 @@ from django.db.models import Q
 from .choices import Arch, ImageFormat, ImageKind, ImageState
 
 SHA256_RE = r"^[0-9a-f]{64}$"
+# Image names become directory names under the image store and the NFS root.
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+validate_image_name = RegexValidator(
+    NAME_RE,
+    "Use letters, digits, '.', '_' and '-' (it becomes a directory name), e.g. raspios-lite.",
+    code="invalid_image_name",
+)
 validate_sha256 = RegexValidator(SHA256_RE, "A sha256 checksum is 64 lower-case hex digits.", code="invalid_sha256")
 
 
@@ -22,7 +29,7 @@ class OSImage(models.Model):
     """One imported version of an OS image (or installer): its source, checksum, NFS root
     tree, boot files and the raw artefact written to SD cards."""
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_image_name])
     version = models.PositiveIntegerField(default=1, help_text="Re-importing a name makes a new version.")
     arch = models.CharField(max_length=8, choices=Arch.choices)
     kind = models.CharField(max_length=16, choices=ImageKind.choices, default=ImageKind.OS)
@@ -36,6 +43,7 @@ class OSImage(models.Model):
     bytes_done = models.BigIntegerField(default=0)
     bytes_total = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Import runs started (a killed worker retries).")
     root_path = models.CharField(max_length=1000, blank=True, help_text="Exported NFS root tree.")
     boot_path = models.CharField(max_length=1000, blank=True, help_text="Boot (FAT) files.")
     artefact_path = models.CharField(max_length=1000, blank=True, help_text="Compressed raw image for installs.")
@@ -56,6 +64,7 @@ class OSImage(models.Model):
                 violation_error_message="That version of this image already exists.",
             ),
             models.CheckConstraint(condition=Q(arch__in=Arch.values), name="images_osimage_arch_valid"),
+            models.CheckConstraint(condition=Q(name__regex=NAME_RE), name="images_osimage_name_format"),
             models.CheckConstraint(condition=Q(kind__in=ImageKind.values), name="images_osimage_kind_valid"),
             models.CheckConstraint(condition=Q(state__in=ImageState.values), name="images_osimage_state_valid"),
             models.CheckConstraint(

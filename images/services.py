@@ -1,16 +1,26 @@
-"""Writes for OS images. The import pipeline itself arrives with issue [3/8]."""
+"""Writes for OS images: registering a version, running, cancelling and recovering imports."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
-from nodes.services import audit_log_write, validated_save
-from pinet.lifecycle import transition
+from nodes.services import actor_label, audit_log_write, validated_save
+from pinet.lifecycle import InvalidTransition, transition
 
-from .choices import IMAGE_TRANSITIONS
+from . import importer
+from .choices import IMAGE_TRANSITIONS, ImageState
 from .models import OSImage
+
+log = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -31,3 +41,93 @@ def image_transition(*, image: OSImage, to: str, by: AbstractBaseUser | None = N
     transition(obj=image, table=IMAGE_TRANSITIONS, to=to, field="state", **changes)
     audit_log_write(actor=by, action="image.state", obj=image, data={"from": before, "to": to})
     return image
+
+
+def image_import_request(*, image: OSImage) -> None:
+    """Queue the import on the `images` queue once the current transaction commits."""
+    from .tasks import import_image_task
+
+    image_id = image.pk
+    transaction.on_commit(lambda: import_image_task.apply_async((image_id,), queue="images"))
+
+
+def image_import_run(*, image_id: int, echo: Callable[[OSImage], None] | None = None) -> OSImage:
+    """Run the import of a pending image here and now; idempotent (a ready or failed image is
+    left alone, a redelivered one starts over). Ends in ready or failed, never importing."""
+    image = OSImage.objects.get(pk=image_id)
+    if image.state == ImageState.IMPORTING:
+        return image  # someone is on it; a stale one is recovered by image_recover_stale
+    if image.state != ImageState.PENDING:
+        return image
+    if image.attempts >= settings.PINET_IMPORT_MAX_ATTEMPTS:
+        image_transition(image=image, to=ImageState.FAILED, error=f"Gave up after {image.attempts} attempts.")
+        return image
+    try:
+        image_transition(
+            image=image,
+            to=ImageState.IMPORTING,
+            attempts=image.attempts + 1,
+            error="",
+            stage="starting",
+            bytes_done=0,
+            bytes_total=0,
+        )
+    except InvalidTransition:
+        return OSImage.objects.get(pk=image_id)  # another worker took it
+    progress = importer.Progress(image, echo=echo)
+    try:
+        fields = importer.run(image, progress)
+    except importer.ImportCancelled:
+        importer.remove_staging(image)
+        return OSImage.objects.get(pk=image_id)
+    except importer.ImportFailed as exc:
+        return _fail(image, str(exc))
+    except Exception as exc:  # a bug or an OS error: still never leave the row importing
+        log.exception("image %s import crashed", image_id)
+        return _fail(image, f"Internal error during '{image.stage}': {exc}")
+    try:
+        image_transition(image=image, to=ImageState.READY, stage="ready", bytes_done=image.bytes_total, **fields)
+    except InvalidTransition:
+        return OSImage.objects.get(pk=image_id)
+    return image
+
+
+def _fail(image: OSImage, reason: str) -> OSImage:
+    importer.remove_staging(image)
+    try:
+        image_transition(image=image, to=ImageState.FAILED, error=reason)
+    except InvalidTransition:
+        pass  # cancelled meanwhile: that state stands
+    return OSImage.objects.get(pk=image.pk)
+
+
+@transaction.atomic
+def image_import_cancel(*, image: OSImage, by: AbstractBaseUser | None) -> OSImage:
+    """Stop an import; a running pipeline notices within a second and cleans up."""
+    if image.state not in (ImageState.PENDING, ImageState.IMPORTING):
+        raise ValidationError(f"{image} is {image.state}; only pending or importing images can be cancelled.")
+    return image_transition(image=image, to=ImageState.FAILED, by=by, error=f"Cancelled by {actor_label(by)}.")
+
+
+def image_recover_stale() -> list[int]:
+    """Imports whose worker died (no progress for PINET_IMPORT_STALE_SECONDS) go back to
+    pending and are queued again, or fail after PINET_IMPORT_MAX_ATTEMPTS attempts."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PINET_IMPORT_STALE_SECONDS)
+    recovered = []
+    for image in OSImage.objects.filter(state=ImageState.IMPORTING, updated__lt=cutoff):
+        try:
+            with transaction.atomic():
+                if image.attempts >= settings.PINET_IMPORT_MAX_ATTEMPTS:
+                    image_transition(
+                        image=image,
+                        to=ImageState.FAILED,
+                        error=f"The worker importing it stopped {image.attempts} times; giving up.",
+                    )
+                    importer.remove_staging(image)
+                else:
+                    image_transition(image=image, to=ImageState.PENDING, stage="retrying after a worker stopped")
+                    image_import_request(image=image)
+                recovered.append(image.pk)
+        except InvalidTransition:
+            continue
+    return recovered

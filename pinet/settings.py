@@ -166,6 +166,14 @@ PINET_DNSMASQ_RESTART = env_str("PINET_DNSMASQ_RESTART", "") or ""
 # Run after the NFS exports file changed, e.g. "exportfs -ra"; empty: do not reload NFS.
 PINET_EXPORTFS_RELOAD = env_str("PINET_EXPORTFS_RELOAD", "") or ""
 
+# Image imports: the largest uncompressed image accepted, the free space always left on the
+# image store, and how long an "importing" image may go without progress before it is
+# taken for the work of a dead worker and retried.
+PINET_IMPORT_MAX_BYTES = env_int("PINET_IMPORT_MAX_BYTES", 64 * 2**30, minimum=2**20)
+PINET_IMPORT_RESERVE_BYTES = env_int("PINET_IMPORT_RESERVE_BYTES", 2**30)
+PINET_IMPORT_STALE_SECONDS = env_int("PINET_IMPORT_STALE_SECONDS", 120, minimum=1)
+PINET_IMPORT_MAX_ATTEMPTS = env_int("PINET_IMPORT_MAX_ATTEMPTS", 3, minimum=1)
+
 # --- Database
 _database_url = env_str("DATABASE_URL")
 if not _database_url and not EMBEDDED:
