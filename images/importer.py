@@ -549,15 +549,15 @@ def final_paths(image: OSImage) -> tuple[Path, Path]:
 
 
 def staging_dirs(image: OSImage) -> tuple[Path, Path]:
-    return (
-        Path(settings.PINET_IMAGE_ROOT) / ".staging" / f"{image.pk}",
-        Path(settings.PINET_NFS_ROOT) / ".staging" / f"{image.pk}",
-    )
+    # One per attempt: a tool orphaned by a killed worker can only write into its own.
+    name = f"{image.pk}-{image.attempts}"
+    return (Path(settings.PINET_IMAGE_ROOT) / ".staging" / name, Path(settings.PINET_NFS_ROOT) / ".staging" / name)
 
 
 def remove_staging(image: OSImage) -> None:
-    for path in staging_dirs(image):
-        shutil.rmtree(path, ignore_errors=True)
+    for root in (Path(settings.PINET_IMAGE_ROOT), Path(settings.PINET_NFS_ROOT)):
+        for path in (root / ".staging").glob(f"{image.pk}-*"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def run(image: OSImage, progress: Progress) -> dict:

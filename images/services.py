@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import tempfile
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -43,6 +47,27 @@ def image_transition(*, image: OSImage, to: str, by: AbstractBaseUser | None = N
     return image
 
 
+def image_create_from_upload(*, by: AbstractBaseUser | None, name: str, arch: str, upload, sha256: str = "") -> OSImage:
+    """Register an uploaded image (a Django UploadedFile or any file object) and queue its
+    import. The upload is copied to the image store in chunks, never held in memory."""
+    uploads = Path(settings.PINET_IMAGE_ROOT) / ".uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    original = Path(getattr(upload, "name", "upload")).name or "upload"
+    fd, path = tempfile.mkstemp(dir=uploads, prefix="upload-", suffix="-" + re.sub(r"[^A-Za-z0-9._-]", "_", original))
+    try:
+        with os.fdopen(fd, "wb") as out:
+            chunks = upload.chunks() if hasattr(upload, "chunks") else iter(lambda: upload.read(1 << 20), b"")
+            for chunk in chunks:
+                out.write(chunk)
+        with transaction.atomic():
+            image = image_create(by=by, name=name, arch=arch, source=path, sha256=sha256)
+            image_import_request(image=image)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return image
+
+
 def image_import_request(*, image: OSImage) -> None:
     """Queue the import on the `images` queue once the current transaction commits."""
     from .tasks import import_image_task
@@ -75,6 +100,21 @@ def image_import_run(*, image_id: int, echo: Callable[[OSImage], None] | None = 
     except InvalidTransition:
         return OSImage.objects.get(pk=image_id)  # another worker took it
     progress = importer.Progress(image, echo=echo)
+    try:
+        return _run_pipeline(image, progress)
+    finally:
+        _discard_upload(image)
+
+
+def _discard_upload(image: OSImage) -> None:
+    # An upload is pinet's own copy; the artefact and trees replace it once the import ends.
+    uploads = Path(settings.PINET_IMAGE_ROOT) / ".uploads"
+    if Path(image.source).parent == uploads:
+        Path(image.source).unlink(missing_ok=True)
+
+
+def _run_pipeline(image: OSImage, progress: importer.Progress) -> OSImage:
+    image_id = image.pk
     try:
         fields = importer.run(image, progress)
     except importer.ImportCancelled:

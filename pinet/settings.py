@@ -234,6 +234,11 @@ CELERY_TIMEZONE = "UTC"
 # Remote control needs fanout exchanges, which the file-system transport lacks.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = not CELERY_BROKER_URL.startswith("filesystem")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Periodic work (celery beat; `pinet_worker` runs it in the embedded set-up).
+CELERY_BEAT_SCHEDULE = {
+    # An import whose worker died is retried (or failed) instead of staying "importing".
+    "recover-imports": {"task": "images.recover_imports", "schedule": 60.0, "options": {"queue": "images"}},
+}
 
 # --- Django
 INSTALLED_APPS = [

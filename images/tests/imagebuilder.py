@@ -43,7 +43,7 @@ def make_trees(base: Path, *, payload: int = 200_000) -> tuple[Path, Path]:
     (boot / "overlays").mkdir(parents=True)
     (boot / "cmdline.txt").write_text(CMDLINE + "\n")
     (boot / "config.txt").write_text("arm_64bit=1\nauto_initramfs=1\n")
-    (boot / "start4.elf").write_bytes(hashlib.sha256(b"start4").digest() * (payload // 32))
+    (boot / "start4.elf").write_bytes(hashlib.sha256(b"start4").digest() * 6250)  # 200 KB
     (boot / "kernel8.img").write_bytes(b"kernel" * 5000)
     (boot / "bcm2711-rpi-4-b.dtb").write_bytes(b"\xd0\x0d\xfe\xed" * 100)
     (boot / "overlays" / "README").write_text("overlays\n")
@@ -61,7 +61,10 @@ def make_trees(base: Path, *, payload: int = 200_000) -> tuple[Path, Path]:
     (root / "usr" / "bin" / "wall").write_bytes(b"\x7fELF wall")
     os.chown(root / "usr" / "bin" / "wall", 0, 5)
     os.chmod(root / "usr" / "bin" / "wall", 0o2755)
-    (root / "usr" / "bin" / "python3.11").write_bytes(os.urandom(payload))
+    with open(root / "usr" / "bin" / "python3.11", "wb") as fh:
+        for _ in range(0, payload, 2**20):
+            fh.write(os.urandom(min(2**20, payload)))
+        fh.truncate(payload)
     os.link(root / "usr" / "bin" / "python3.11", root / "usr" / "bin" / "python3-hardlink")
     os.symlink("python3.11", root / "usr" / "bin" / "python3")
     os.mknod(root / "dev" / "null", 0o20666, os.makedev(1, 3))

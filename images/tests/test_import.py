@@ -261,3 +261,17 @@ def test_import_command_shows_progress_and_fails_clearly(stores, disk, capsys):
 
     with pytest.raises(CommandError, match="Checksum mismatch"):
         call_command("pinet_import_image", "raspios", str(disk), "--sha256", "2" * 64)
+
+
+def test_upload_is_streamed_to_the_store_and_imported(stores, disk, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from images.services import image_create_from_upload
+
+    upload = SimpleUploadedFile("2026-raspios.img.zst", compress(disk, "img.zst").read_bytes())
+    with django_capture_on_commit_callbacks() as callbacks:
+        image = image_create_from_upload(by=None, name="raspios", arch="arm64", upload=upload)
+    assert len(callbacks) == 1 and Path(image.source).parent == stores / "images" / ".uploads"
+    image = image_import_run(image_id=image.pk)
+    assert image.state == ImageState.READY, image.error
+    assert not Path(image.source).exists()  # the upload copy goes once the trees exist

@@ -55,6 +55,7 @@ def broker(url: str, transport_options: dict):
 @contextmanager
 def worker_process(tmp_path: Path, env: dict[str, str], queue: str):
     """A real `celery worker` (solo pool: tasks run in this very pid) on the test database."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "worker.log"
     environment = {
         **os.environ,

@@ -19,10 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--queues", help="Comma-separated queues, e.g. site.demo or default,images.")
         parser.add_argument("--concurrency", type=int, default=2)
         parser.add_argument("--loglevel", default="info")
+        parser.add_argument(
+            "--beat", action="store_true", help="Also run the periodic tasks (one worker per installation does)."
+        )
 
-    def handle(self, *args, queues: str | None, concurrency: int, loglevel: str, **options):
+    def handle(self, *args, queues: str | None, concurrency: int, loglevel: str, beat: bool, **options):
         names = queues or ",".join(["default", "images", *site_queue_names()])
         argv = ["worker", "-Q", names, "-c", str(concurrency), "-l", loglevel]
+        if beat:
+            argv += ["-B", "-s", str(settings.PINET_DATA_DIR / "celerybeat-schedule")]
         if settings.CELERY_BROKER_URL.startswith("filesystem"):
             # The file-system broker has no fanout exchanges for worker-to-worker chatter.
             argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
