@@ -74,8 +74,18 @@ def make_trees(base: Path, *, payload: int = 200_000) -> tuple[Path, Path]:
     return boot, root
 
 
+GPT_FAT = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"  # basic data
+GPT_LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+
 def build_image(
-    base: Path, *, root_mib: int = 24, with_boot: bool = True, with_root: bool = True, payload: int = 200_000
+    base: Path,
+    *,
+    root_mib: int = 24,
+    with_boot: bool = True,
+    with_root: bool = True,
+    payload: int = 200_000,
+    label: str = "dos",
 ) -> Path:
     """A disk image at base/disk.img with a FAT boot and an ext4 root partition."""
     boot, root = make_trees(base, payload=payload)
@@ -83,11 +93,12 @@ def build_image(
     root_sectors = root_mib * 2048
     with open(disk, "wb") as fh:
         fh.truncate((ROOT_START + root_sectors + 2048) * SECTOR)
-    lines = ["label: dos", "label-id: 0xdeadbeef", "unit: sectors", ""]
+    gpt = label == "gpt"
+    lines = [f"label: {label}", *([] if gpt else ["label-id: 0xdeadbeef"]), "unit: sectors", ""]
     if with_boot:
-        lines.append(f"start={BOOT_START}, size={BOOT_SECTORS}, type=c")
+        lines.append(f"start={BOOT_START}, size={BOOT_SECTORS}, type={GPT_FAT if gpt else 'c'}")
     if with_root:
-        lines.append(f"start={ROOT_START}, size={root_sectors}, type=83")
+        lines.append(f"start={ROOT_START}, size={root_sectors}, type={GPT_LINUX if gpt else '83'}")
     subprocess.run(
         ["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(disk)],
         input="\n".join(lines) + "\n",

@@ -93,6 +93,14 @@ def test_other_formats(stores, disk, fmt):
     assert image.format == fmt and (Path(image.root_path) / "etc/hostname").read_text() == "raspberrypi\n"
 
 
+def test_gpt_image(stores):
+    src = stores / "src"
+    src.mkdir()
+    image = _import(build_image(src, label="gpt"))
+    assert image.state == ImageState.READY, image.error
+    assert Path(image.boot_path, "start4.elf").exists() and Path(image.root_path, "etc/hostname").exists()
+
+
 def test_reimport_makes_a_new_version_and_keeps_the_old(stores, disk):
     first = _import(disk)
     second = _import(disk)
