@@ -130,14 +130,18 @@ def _watch(
 ) -> None:
     """Wait for proc while reporting measure() as progress; kill it on cancel or over limit."""
     try:
-        while proc.poll() is None:
+        while True:
+            try:
+                proc.wait(timeout=0.2)  # returns the moment the tool is done
+                break
+            except subprocess.TimeoutExpired:
+                pass
             done = measure()
             if limit is not None and done > limit:
                 raise ImportFailed(
                     f"The image is larger than the limit of {limit:,} bytes uncompressed (PINET_IMPORT_MAX_BYTES)."
                 )
             progress.update(done)
-            time.sleep(0.2)
     except BaseException:
         proc.kill()
         proc.wait()
