@@ -254,6 +254,9 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=50, unique=True)
+    ssh_keys = models.TextField(
+        blank=True, help_text="OpenSSH public keys, one per line, installed on the tenant's boards."
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     objects = TenantQuerySet.as_manager()

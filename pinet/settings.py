@@ -174,6 +174,12 @@ PINET_IMPORT_RESERVE_BYTES = env_int("PINET_IMPORT_RESERVE_BYTES", 2**30)
 PINET_IMPORT_STALE_SECONDS = env_int("PINET_IMPORT_STALE_SECONDS", 120, minimum=1)
 PINET_IMPORT_MAX_ATTEMPTS = env_int("PINET_IMPORT_MAX_ATTEMPTS", 3, minimum=1)
 
+# Install jobs: how long a boot token lives, and how long a job may go without progress.
+PINET_BOOT_TOKEN_HOURS = env_int("PINET_BOOT_TOKEN_HOURS", 2, minimum=1)
+PINET_INSTALL_TIMEOUT_MINUTES = env_int("PINET_INSTALL_TIMEOUT_MINUTES", 30, minimum=1)
+# Requests one boot token may make per minute (boot endpoints need no login).
+PINET_BOOT_RATE_PER_MINUTE = env_int("PINET_BOOT_RATE_PER_MINUTE", 600, minimum=1)
+
 # --- Database
 _database_url = env_str("DATABASE_URL")
 if not _database_url and not EMBEDDED:

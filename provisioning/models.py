@@ -35,6 +35,9 @@ class InstallJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True, help_text="Fails if no progress by then.")
+    previous_boot_mode = models.CharField(
+        max_length=16, blank=True, help_text="What the node booted before; it returns to it if the job fails."
+    )
 
     objects = InstallJobQuerySet.as_manager()
 
@@ -66,6 +69,9 @@ class BootToken(models.Model):
 
     job = models.ForeignKey(InstallJob, on_delete=models.CASCADE, related_name="boot_tokens")
     token_hash = models.CharField(max_length=64, unique=True)
+    # The token is HMAC(SECRET_KEY, job and nonce): the DHCP configuration can be rendered
+    # again at any time without the token ever being stored.
+    nonce = models.CharField(max_length=64, default="", editable=False)
     created = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True, help_text="When the installer first presented it.")

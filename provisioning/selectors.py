@@ -3,13 +3,15 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from images.choices import ImageKind, ImageState
 from images.models import OSImage
 from nodes.choices import RASPBERRY_PI_MODELS, BoardModel, BootMode, NodeState
 from nodes.models import Node, Site
 
-from .models import InstallJob, WorkerCheck
+from .choices import ACTIVE
+from .models import BootToken, InstallJob, WorkerCheck
 from .rendering.snapshot import ANSWER_INSTALL, ANSWER_LOCAL, ANSWER_NETBOOT, HostSnapshot, Paths, SiteSnapshot
 
 
@@ -55,10 +57,18 @@ def _hex_id(value: str) -> str:
     return ":".join(f"{b:02x}" for b in text.encode())
 
 
-def boot_url_for(site, mac: str) -> str:
-    """Option 224 for a node in install mode. A placeholder keyed by MAC until boot tokens
-    are served ([4/8]); it already ends in a query so a client may append &key=value."""
-    return f"{settings.PINET_BOOT_URL_BASE}/boot/mac/{mac.replace(':', '-')}/?site={site.slug}"
+def live_boot_urls(site) -> dict[int, str]:
+    """Option 224 for every node of the site with an active install job: node id -> URL."""
+    from .services import boot_token_value, boot_url
+
+    rows = (
+        BootToken.objects.filter(
+            job__node__site=site, job__status__in=sorted(ACTIVE), revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .only("job_id", "nonce")
+        .select_related("job")
+    )
+    return {row.job.node_id: boot_url(boot_token_value(row=row)) for row in rows}
 
 
 def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = None) -> SiteSnapshot:
@@ -92,6 +102,7 @@ def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = No
         for image in OSImage.objects.filter(kind=ImageKind.INSTALLER, state=ImageState.READY).order_by("version")
     }
     installer = installers.get("arm64") or installers.get("armhf")
+    boot_urls = live_boot_urls(site)
     hosts, notes = [], []
     for (
         pk,
@@ -125,10 +136,12 @@ def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = No
                 # Keyed by node id: a host name reused by the next tenant must not inherit data.
                 data_path = f"{paths.nfs_root}/nodes/{site.slug}/n{pk}"
         elif mode == BootMode.INSTALL:
-            if is_pi and installer is None:
+            if pk not in boot_urls:
+                notes.append(f"{hostname}: install mode without an install job in progress; answering as local")
+            elif is_pi and installer is None:
                 notes.append(f"{hostname}: install needs a ready Raspberry Pi installer image; answering as local")
             else:
-                answer, boot_url = ANSWER_INSTALL, boot_url_for(site, mac)
+                answer, boot_url = ANSWER_INSTALL, boot_urls[pk]
                 boot_dir = installer.boot_path if is_pi else ""
         hosts.append(
             HostSnapshot(

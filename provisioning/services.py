@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import difflib
 import fcntl
 import hashlib
+import hmac
 import os
 import secrets
 import socket
@@ -21,24 +23,22 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from images.choices import ImageState
-from nodes.choices import DhcpBackend
+from images.choices import ImageKind, ImageState
+from nodes.choices import RASPBERRY_PI_MODELS, BootMode, DhcpBackend, NodeState
 from nodes.models import Node, Site
-from nodes.services import audit_log_write, validated_save
-from pinet.lifecycle import transition
+from nodes.services import audit_log_write, node_transition, reconfigure_sites, validated_save
+from pinet.lifecycle import InvalidTransition, transition
 
 from . import selectors
-from .choices import FINISHED, INSTALL_JOB_TRANSITIONS, InstallJobStatus, RevisionStatus
+from .choices import ACTIVE, FINISHED, INSTALL_JOB_TRANSITIONS, EventSource, InstallJobStatus, RevisionStatus
 from .dhcp import ConfigInvalid, DaemonError, backend_for
 from .dhcp import dnsmasq as rendering_dnsmasq_daemon
 from .dhcp import kea as kea_daemon
 from .files import LOADED, TreeChange, TreeConflict, read_boot_dir, replace_symlink, sync_tftp, sync_tree
-from .models import BootToken, ConfigRevision, InstallJob, WorkerCheck
+from .models import BootToken, ConfigRevision, InstallJob, JobEvent, WorkerCheck
 from .rendering import ConfigRenderError, nfs, tftp
 from .rendering import dnsmasq as rendering_dnsmasq
 from .rendering.snapshot import IPXE_BIOS, IPXE_EFI_X64, SiteSnapshot, bundle_text, content_hash
-
-DEFAULT_TOKEN_LIFETIME = timedelta(hours=2)
 
 
 @transaction.atomic
@@ -75,14 +75,180 @@ def boot_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def boot_token_value(*, row: BootToken) -> str:
+    """The token itself, derived from SECRET_KEY and the row's random nonce (256 bits): pinet can
+    put it into DHCP option 224 on every re-render while the database holds only its hash."""
+    mac = hmac.new(settings.SECRET_KEY.encode(), f"pinet-boot-token:{row.job_id}:{row.nonce}".encode(), "sha256")
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def boot_url(token: str) -> str:
+    # Already carries a query, so a client appending "&key=value" (iPXE does) keeps it valid.
+    return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/?v=1"
+
+
 @transaction.atomic
-def boot_token_issue(*, job: InstallJob, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME) -> tuple[str, BootToken]:
-    """Mint the job's boot token (256 bits); returns the token, which is never stored."""
+def boot_token_issue(*, job: InstallJob, lifetime: timedelta | None = None) -> tuple[str, BootToken]:
+    """Mint the job's boot token, revoking any earlier one; returns (token, row)."""
     now = timezone.now()
+    lifetime = lifetime or timedelta(hours=settings.PINET_BOOT_TOKEN_HOURS)
     job.boot_tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
-    token = secrets.token_urlsafe(32)
-    row = BootToken.objects.create(job=job, token_hash=boot_token_hash(token), expires_at=now + lifetime)
+    row = BootToken(job=job, nonce=secrets.token_hex(32), expires_at=now + lifetime)
+    token = boot_token_value(row=row)
+    row.token_hash = boot_token_hash(token)
+    row.save()
     return token, row
+
+
+class BootTokenUnknown(Exception):
+    """No such token: answered 404, telling the caller nothing."""
+
+
+class BootTokenGone(Exception):
+    """The token existed but is expired or revoked: answered 410."""
+
+
+def boot_token_resolve(*, token: str) -> BootToken:
+    """The live token row for a presented token, compared in constant time."""
+    digest = boot_token_hash(token or "")
+    row = (
+        BootToken.objects.select_related("job", "job__node", "job__node__site", "job__node__tenant", "job__image")
+        .filter(token_hash=digest)
+        .first()
+    )
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise BootTokenUnknown
+    if row.revoked_at is not None or row.expires_at <= timezone.now() or row.job.status not in ACTIVE:
+        raise BootTokenGone
+    if row.used_at is None:
+        BootToken.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=timezone.now())
+    return row
+
+
+# --- Reinstalls ---------------------------------------------------------------------------------
+
+
+def _arch_fits(node: Node, image) -> bool:
+    wanted = {"x86-bios": {"amd64"}, "x86-uefi": {"amd64"}, "arm64-uefi": {"arm64"}}.get(
+        node.board_model, {"arm64", "armhf"} if node.board_model in RASPBERRY_PI_MODELS else {"arm64", "armhf", "amd64"}
+    )
+    return image.arch in wanted
+
+
+@transaction.atomic
+def node_request_reinstall(*, node: Node, image, by: AbstractBaseUser | None) -> InstallJob:
+    """Install ``image`` onto the node's SD card or disk: open the job, mint its boot token,
+    put the node into install mode and reconfigure the site. The node installs at its next
+    boot (power control arrives with [7/8]; until then the job says it waits for a reboot)."""
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if node.state == NodeState.SUSPENDED:
+        raise ValidationError({"node": f"{node.hostname} is suspended; it cannot be reinstalled."})
+    if node.state == NodeState.DISCOVERED:
+        raise ValidationError({"node": f"{node.hostname} has not been adopted yet."})
+    if image.state != ImageState.READY or image.kind != ImageKind.OS or not image.artefact_path:
+        raise ValidationError({"image": f"{image} is not a ready OS image with an install artefact."})
+    if not _arch_fits(node, image):
+        raise ValidationError({"image": f"{image} is for {image.arch}; {node.hostname} is a {node.board_model}."})
+    job = install_job_create(node=node, image=image, by=by)
+    job.previous_boot_mode = node.boot_mode if node.boot_mode != BootMode.INSTALL else BootMode.LOCAL
+    job.deadline = timezone.now() + timedelta(hours=settings.PINET_BOOT_TOKEN_HOURS)
+    job.stage = "waiting for the board to reboot"
+    job.save(update_fields=["previous_boot_mode", "deadline", "stage", "updated"])
+    boot_token_issue(job=job)
+    Node.objects.filter(pk=node.pk).update(boot_mode=BootMode.INSTALL, updated=timezone.now())
+    if node.state != NodeState.INSTALLING:
+        node_transition(node=node, to=NodeState.INSTALLING, by=by, reason=f"install job {job.pk}")
+    JobEvent.objects.create(
+        job=job,
+        source=EventSource.PINET,
+        stage="requested",
+        message=f"{image} requested by {by.get_username() if by else 'system'}; "
+        "waiting for the board to reboot into the installer",
+    )
+    reconfigure_sites(node.site)
+    return job
+
+
+@transaction.atomic
+def install_job_event(*, job: InstallJob, stage: str, percent: int | None, message: str = "") -> JobEvent:
+    """A progress report from the installer: the job runs, its deadline moves on."""
+    job = InstallJob.objects.select_for_update().get(pk=job.pk)
+    if job.status == InstallJobStatus.PENDING:
+        install_job_transition(job=job, to=InstallJobStatus.RUNNING)
+    if job.status != InstallJobStatus.RUNNING:
+        raise ValidationError(f"Job {job.pk} is {job.status}; it takes no more events.")
+    percent = None if percent is None else max(0, min(100, int(percent)))
+    event = JobEvent.objects.create(
+        job=job, source=EventSource.NODE, stage=stage[:64], percent=percent, message=message[:2000]
+    )
+    InstallJob.objects.filter(pk=job.pk).update(
+        stage=stage[:64],
+        percent=percent if percent is not None else job.percent,
+        updated=timezone.now(),
+        deadline=timezone.now() + timedelta(minutes=settings.PINET_INSTALL_TIMEOUT_MINUTES),
+    )
+    return event
+
+
+@transaction.atomic
+def install_job_finish(
+    *, job: InstallJob, ok: bool, error: str = "", by: AbstractBaseUser | None = None, cancelled: bool = False
+) -> InstallJob:
+    """End a job in one transaction. Success: the node boots from its own storage from now on
+    (so a reboot right after "done" never installs again), its token is revoked, the site is
+    reconfigured. Failure or cancel: the node goes back to how it booted before."""
+    job = InstallJob.objects.select_for_update().select_related("node").get(pk=job.pk)
+    node = job.node
+    if ok:
+        if job.status == InstallJobStatus.PENDING:
+            install_job_transition(job=job, to=InstallJobStatus.RUNNING)
+        install_job_transition(job=job, to=InstallJobStatus.SUCCEEDED, by=by)
+        InstallJob.objects.filter(pk=job.pk).update(percent=100, stage="done")
+        Node.objects.filter(pk=node.pk).update(boot_mode=BootMode.LOCAL, image=job.image, updated=timezone.now())
+        if node.state == NodeState.INSTALLING:
+            node_transition(node=node, to=NodeState.DEPLOYED, by=by, reason=f"install job {job.pk} succeeded")
+    else:
+        status = InstallJobStatus.CANCELLED if cancelled else InstallJobStatus.FAILED
+        install_job_transition(job=job, to=status, by=by, error=error)
+        Node.objects.filter(pk=node.pk).update(
+            boot_mode=job.previous_boot_mode or BootMode.LOCAL, updated=timezone.now()
+        )
+        if node.state == NodeState.INSTALLING:
+            to = NodeState.READY if status == InstallJobStatus.CANCELLED else NodeState.FAILED
+            node_transition(node=node, to=to, by=by, reason=error or "cancelled")
+    JobEvent.objects.create(
+        job=job,
+        source=EventSource.PINET,
+        stage=job.status,
+        percent=100 if ok else None,
+        message=error or ("installed; the board now boots from its own storage" if ok else ""),
+    )
+    reconfigure_sites(node.site)
+    return job
+
+
+def install_job_cancel(*, job: InstallJob, by: AbstractBaseUser | None) -> InstallJob:
+    """Stop a pending or running install; the node returns to its previous boot mode."""
+    if job.status not in ACTIVE:
+        raise ValidationError(f"Job {job.pk} is already {job.status}.")
+    return install_job_finish(job=job, ok=False, by=by, cancelled=True)
+
+
+def install_jobs_expire() -> list[int]:
+    """The watchdog: active jobs past their deadline fail, and their nodes go back."""
+    expired = []
+    for job in InstallJob.objects.filter(status__in=ACTIVE, deadline__lt=timezone.now()):
+        try:
+            install_job_finish(
+                job=job,
+                ok=False,
+                error=f"No progress from the board by {job.deadline:%Y-%m-%d %H:%M} "
+                "UTC (stage: " + (job.stage or "none") + ").",
+            )
+            expired.append(job.pk)
+        except (InvalidTransition, ValidationError):
+            continue  # it ended meanwhile
+    return expired
 
 
 def worker_check_request(*, queue: str, by: AbstractBaseUser | None) -> WorkerCheck:

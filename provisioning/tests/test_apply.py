@@ -151,12 +151,11 @@ def test_netboot_without_a_ready_image_answers_local_and_says_why(site, data_dir
 
 
 def test_unrenderable_data_is_rejected_and_nothing_is_written(site, data_dirs, dnsmasq_bin, monkeypatch):
-    node = make_node(site=site, n=1)
+    node = make_node(site=site, n=1, board_model="x86-uefi", mac="52:54:00:00:00:01")
     site_config_apply(site=site)
     before = sorted(p.name for p in (data_dirs / "config" / "lab" / "dnsmasq" / "hosts.d").iterdir())
     Node.objects.filter(pk=node.pk).update(boot_mode=BootMode.INSTALL)
-    monkeypatch.setattr("provisioning.selectors.boot_url_for", lambda site, mac: 'http://x/"; enable-tftp')
-    make_node(site=site, n=2, board_model="x86-uefi", mac="52:54:00:00:00:02", boot_mode=BootMode.INSTALL)
+    monkeypatch.setattr("provisioning.selectors.live_boot_urls", lambda site: {node.pk: 'http://x/"; enable-tftp'})
     result = site_config_apply(site=site)
     assert result.status == "rejected" and "cannot be written into a dnsmasq file" in result.error
     assert ConfigRevision.objects.filter(status=RevisionStatus.REJECTED).count() == 1

@@ -14,7 +14,8 @@ from nodes.models import Node, Site
 from nodes.services import node_set_boot_mode
 from provisioning.rendering import dnsmasq as dnsmasq_renderer
 from provisioning.rendering.kea import option43_hex
-from provisioning.services import site_config_apply
+from provisioning.selectors import live_boot_urls
+from provisioning.services import node_request_reinstall, site_config_apply
 from tests.factories import make_node
 from tests.tools import need_program
 
@@ -77,6 +78,16 @@ def installer(data):
     )
 
 
+def _installing(node) -> str:
+    """Put the node into install mode the real way (a reinstall); returns its option 224 URL."""
+    arch = "arm64" if node.board_model in ("pi3b", "pi3b+", "pi4b", "cm4", "pi5", "arm64-uefi") else "amd64"
+    image = OSImage.objects.filter(name=f"os-{arch}").first() or OSImage.objects.create(
+        name=f"os-{arch}", arch=arch, source="/x", state="ready", artefact_path="/x/disk.img.zst"
+    )
+    node_request_reinstall(node=node, image=image, by=None)
+    return live_boot_urls(node.site)[node.pk]
+
+
 def _site(lab, backend=DhcpBackend.DNSMASQ, **extra) -> Site:
     return Site.objects.create(
         name="Lab",
@@ -130,7 +141,8 @@ def test_dnsmasq_answers_each_boot_mode(lab, data, image, installer):
     site = _site(lab)
     local = make_node(site=site, n=1, serial="9ffe0001")
     net = make_node(site=site, n=2, serial="9ffe0002", boot_mode=BootMode.NETBOOT, image=image)
-    inst = make_node(site=site, n=3, serial="9ffe0003", boot_mode=BootMode.INSTALL)
+    inst = make_node(site=site, n=3, serial="9ffe0003")
+    inst_url = _installing(inst)
     _start_dnsmasq(lab, site)
 
     offer = _offer(lab, local.mac)
@@ -147,7 +159,7 @@ def test_dnsmasq_answers_each_boot_mode(lab, data, image, installer):
     assert offer["pxe_menu_text"] == "Raspberry Pi Boot" and offer["boot_url"] is None
     # The installer, once booted, asks for option 224 and gets its boot URL.
     offer = _offer(lab, inst.mac, "installer")
-    assert offer["boot_url"] == f"http://127.0.0.1:8000/boot/mac/{inst.mac_dashed}/?site=lab"
+    assert offer["boot_url"] == inst_url and inst_url.startswith("http://127.0.0.1:8000/boot/")
 
 
 def test_pi3b_gets_the_padded_menu_text(lab, data, image):
@@ -162,8 +174,9 @@ def test_pi3b_gets_the_padded_menu_text(lab, data, image):
 
 def test_x86_and_ipxe_clients_get_their_boot_files(lab, data):
     site = _site(lab)
-    bios = make_node(site=site, n=5, mac="52:54:00:00:00:05", board_model="x86-bios", boot_mode=BootMode.INSTALL)
-    uefi = make_node(site=site, n=6, mac="52:54:00:00:00:06", board_model="x86-uefi", boot_mode=BootMode.INSTALL)
+    bios = make_node(site=site, n=5, mac="52:54:00:00:00:05", board_model="x86-bios")
+    uefi = make_node(site=site, n=6, mac="52:54:00:00:00:06", board_model="x86-uefi")
+    _installing(bios), _installing(uefi)
     _start_dnsmasq(lab, site)
     assert _bootfile(_offer(lab, bios.mac, "x86-bios")) == "undionly.kpxe"
     assert _bootfile(_offer(lab, uefi.mac, "x86-uefi")) == "ipxe.efi"
@@ -275,8 +288,9 @@ def test_kea_answers_each_boot_mode(lab, data, image):
     site = _site(lab, backend=DhcpBackend.KEA)
     local = make_node(site=site, n=1)
     net = make_node(site=site, n=2, boot_mode=BootMode.NETBOOT, image=image)
-    inst = make_node(site=site, n=3, board_model="x86-uefi", mac="52:54:00:00:00:03", boot_mode=BootMode.INSTALL)
-    bios = make_node(site=site, n=4, board_model="x86-bios", mac="52:54:00:00:00:04", boot_mode=BootMode.INSTALL)
+    inst = make_node(site=site, n=3, board_model="x86-uefi", mac="52:54:00:00:00:03")
+    bios = make_node(site=site, n=4, board_model="x86-bios", mac="52:54:00:00:00:04")
+    inst_url, _ = _installing(inst), _installing(bios)
     _start_kea(lab, site)
 
     offer = _offer(lab, local.mac)
@@ -289,7 +303,7 @@ def test_kea_answers_each_boot_mode(lab, data, image):
 
     offer = _offer(lab, inst.mac, "x86-uefi")
     assert _bootfile(offer) == "ipxe.efi" and offer["siaddr"] == "192.0.2.1"
-    assert offer["boot_url"] == f"http://127.0.0.1:8000/boot/mac/{inst.mac_dashed}/?site=lab"
+    assert offer["boot_url"] == inst_url
     assert _bootfile(_offer(lab, bios.mac, "x86-bios")) == "undionly.kpxe"
     script = _bootfile(_offer(lab, inst.mac, "ipxe-efi"))
     assert script == "http://127.0.0.1:8000/boot/ipxe/?mac=${net0/mac:hexhyp}&site=lab"
