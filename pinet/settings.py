@@ -244,6 +244,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # An import whose worker died is retried (or failed) instead of staying "importing".
     "recover-imports": {"task": "images.recover_imports", "schedule": 60.0, "options": {"queue": "images"}},
+    # The install watchdog: a job without progress past its deadline fails, the node goes back.
+    "expire-install-jobs": {"task": "provisioning.expire_install_jobs", "schedule": 30.0},
 }
 
 # --- Django

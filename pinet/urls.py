@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("status/", include("provisioning.urls")),
+    path("boot/", include("provisioning.boot_urls")),
     path("", include("nodes.urls")),
 ]

@@ -17,3 +17,10 @@ def apply_site_config_task(self, site_id: int) -> None:
         site_config_apply_pending(site_id=site_id)
     except DaemonError as exc:
         raise self.retry(exc=exc, countdown=10) from exc
+
+
+@shared_task(name="provisioning.expire_install_jobs", ignore_result=True)
+def expire_install_jobs_task() -> None:
+    from .services import install_jobs_expire
+
+    install_jobs_expire()

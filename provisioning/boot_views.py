@@ -1,0 +1,218 @@
+"""Endpoints a booting node's installer talks to. No login: the boot token in the path is the
+credential. An unknown token is a 404 and learns nothing; an expired or revoked one a 410."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors, services
+from .models import BootToken
+
+CHUNK = 1 << 20
+# Files of an installer image a client may fetch by name (kernel, initramfs).
+INSTALLER_FILES = re.compile(r"^(vmlinuz|initrd\.img|kernel8\.img|kernel_2712\.img|initramfs8?|[\w.-]+\.dtb)$")
+
+
+def _gone() -> JsonResponse:
+    return JsonResponse({"error": "This boot token has expired or was revoked."}, status=410)
+
+
+def _token(request, token: str) -> BootToken | JsonResponse:
+    digest = services.boot_token_hash(token)[:24]
+    key = f"pinet-boot-rate:{digest}:{int(timezone.now().timestamp() // 60)}"
+    count = cache.get_or_set(key, 0, timeout=120)
+    if count >= settings.PINET_BOOT_RATE_PER_MINUTE:
+        return JsonResponse({"error": "Too many requests for this token; slow down."}, status=429)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=120)
+    try:
+        return services.boot_token_resolve(token=token)
+    except services.BootTokenUnknown:
+        raise Http404 from None
+    except services.BootTokenGone:
+        return _gone()
+
+
+def _url(request, token: str, name: str = "") -> str:
+    return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/{name}"
+
+
+def _wants_ipxe(request) -> bool:
+    return request.GET.get("format") == "ipxe" or request.headers.get("User-Agent", "").startswith("iPXE/")
+
+
+@csrf_exempt
+@require_GET
+def plan(request, token: str):
+    """What to install where: the installer's first call."""
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    job, node = row.job, row.job.node
+    if _wants_ipxe(request):
+        return HttpResponse(
+            selectors.ipxe_install_script(job=job, base=_url(request, token)), content_type="text/plain"
+        )
+    return JsonResponse(selectors.install_plan(job=job, base=_url(request, token)) | {"hostname": node.hostname})
+
+
+def _open_range(request, path: Path):
+    size = path.stat().st_size
+    header = request.headers.get("Range", "")
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip()) if header else None
+    if not match or (not match[1] and not match[2]):
+        return 0, size - 1, size, False
+    if match[1]:
+        start, end = int(match[1]), int(match[2]) if match[2] else size - 1
+    else:  # a suffix: the last N bytes
+        start, end = max(0, size - int(match[2])), size - 1
+    if start >= size or end < start:
+        return None, None, size, True
+    return start, min(end, size - 1), size, True
+
+
+@csrf_exempt
+@require_http_methods(["GET", "HEAD"])
+def image(request, token: str):
+    """The install artefact, streamed, with Range so an interrupted download resumes."""
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    path = Path(row.job.image.artefact_path or "")
+    if not path.is_file():
+        return JsonResponse({"error": "The image's install artefact is missing on the server."}, status=503)
+    start, end, size, ranged = _open_range(request, path)
+    if start is None:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if not ranged:
+        response = FileResponse(open(path, "rb"), content_type="application/zstd")  # noqa: SIM115 (closed by Django)
+        response["Accept-Ranges"] = "bytes"
+        return response
+
+    def chunks():
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            left = end - start + 1
+            while left > 0:
+                data = fh.read(min(CHUNK, left))
+                if not data:
+                    return
+                left -= len(data)
+                yield data
+
+    response = StreamingHttpResponse(
+        chunks() if request.method == "GET" else iter(()), status=206, content_type="application/zstd"
+    )
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Length"] = str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+@csrf_exempt
+@require_GET
+def netplan(request, token: str):
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    return HttpResponse(selectors.netplan_yaml(node=row.job.node), content_type="text/yaml")
+
+
+@csrf_exempt
+@require_GET
+def installer_file(request, token: str, name: str):
+    """Kernel and initramfs of the installer image, for iPXE's script."""
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    installer = selectors.installer_for(node=row.job.node)
+    if installer is None or not INSTALLER_FILES.match(name):
+        raise Http404
+    path = Path(installer.boot_path) / name
+    if not path.is_file():
+        raise Http404
+    return FileResponse(open(path, "rb"), content_type="application/octet-stream")  # noqa: SIM115
+
+
+def _body(request) -> dict:
+    if not request.body:
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError('The body must be JSON, e.g. {"stage": "writing", "percent": 45}.') from None
+    if not isinstance(data, dict):
+        raise ValidationError("The body must be a JSON object.")
+    return data
+
+
+@csrf_exempt
+@require_POST
+def events(request, token: str):
+    """Progress from the installer: {"stage": "...", "percent": 0-100, "message": "..."}."""
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    try:
+        data = _body(request)
+        stage = str(data.get("stage") or "").strip()
+        if not stage:
+            raise ValidationError('Give a stage, e.g. {"stage": "writing", "percent": 45}.')
+        percent = data.get("percent")
+        if percent is not None and not isinstance(percent, (int, float)):
+            raise ValidationError("percent must be a number from 0 to 100.")
+        event = services.install_job_event(
+            job=row.job, stage=stage, percent=percent, message=str(data.get("message") or "")
+        )
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    return JsonResponse({"event": event.pk, "job": row.job_id}, status=201)
+
+
+@csrf_exempt
+@require_POST
+def done(request, token: str):
+    """The image is written: the node boots from its own storage from now on."""
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    job = services.install_job_finish(job=row.job, ok=True)
+    return JsonResponse({"job": job.pk, "status": job.status, "boot_mode": "local"})
+
+
+@csrf_exempt
+@require_POST
+def failed(request, token: str):
+    row = _token(request, token)
+    if isinstance(row, JsonResponse):
+        return row
+    try:
+        data = _body(request)
+    except ValidationError:
+        data = {}
+    reason = str(data.get("error") or "The installer reported a failure without a reason.")[:2000]
+    job = services.install_job_finish(job=row.job, ok=False, error=f"installer: {reason}")
+    return JsonResponse({"job": job.pk, "status": job.status})
+
+
+@require_GET
+def ipxe_entry(request):
+    """The one static iPXE script URL every iPXE client gets in DHCP (…/boot/ipxe/?mac=…):
+    nodes with an install in progress chain their installer, everything else boots locally."""
+    mac = request.GET.get("mac", "").replace("-", ":").lower()
+    script = selectors.ipxe_entry_script(mac=mac, site_slug=request.GET.get("site", ""))
+    return HttpResponse(script, content_type="text/plain")
