@@ -4,6 +4,7 @@ from . import boot_views
 
 urlpatterns = [
     path("ipxe/", boot_views.ipxe_entry, name="boot-ipxe"),
+    path("agent.sh", boot_views.agent, name="boot-agent"),
     path("<str:token>/", boot_views.plan, name="boot-plan"),
     path("<str:token>/image", boot_views.image, name="boot-image"),
     path("<str:token>/netplan", boot_views.netplan, name="boot-netplan"),

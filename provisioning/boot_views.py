@@ -65,6 +65,8 @@ def plan(request, token: str):
         return HttpResponse(
             selectors.ipxe_install_script(job=job, base=_url(request, token)), content_type="text/plain"
         )
+    if request.GET.get("format") == "env":
+        return HttpResponse(selectors.install_plan_env(job=job, base=_url(request, token)), content_type="text/plain")
     return JsonResponse(selectors.install_plan(job=job, base=_url(request, token)) | {"hostname": node.hostname})
 
 
@@ -98,12 +100,12 @@ def image(request, token: str):
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         return response
-    if not ranged:
-        response = FileResponse(open(path, "rb"), content_type="application/zstd")  # noqa: SIM115 (closed by Django)
-        response["Accept-Ranges"] = "bytes"
-        return response
+    job = row.job
 
     def chunks():
+        # The board writes what it receives, so bytes served are its progress: report them
+        # (every 5 %) as the job's "writing" stage, from here rather than from the agent.
+        sent, reported = start, -5
         with open(path, "rb") as fh:
             fh.seek(start)
             left = end - start + 1
@@ -112,7 +114,25 @@ def image(request, token: str):
                 if not data:
                     return
                 left -= len(data)
+                sent += len(data)
+                percent = int(sent * 90 / size)  # the last 10 % are checking and finishing
+                if percent >= reported + 5:
+                    reported = percent
+                    try:
+                        services.install_job_event(
+                            job=job, stage="writing", percent=percent, message=f"{sent:,} of {size:,} bytes sent"
+                        )
+                    except ValidationError:
+                        return  # the job ended meanwhile (cancelled): stop sending
                 yield data
+
+    if not ranged:
+        response = StreamingHttpResponse(
+            chunks() if request.method == "GET" else iter(()), content_type="application/zstd"
+        )
+        response["Content-Length"] = str(size)
+        response["Accept-Ranges"] = "bytes"
+        return response
 
     response = StreamingHttpResponse(
         chunks() if request.method == "GET" else iter(()), status=206, content_type="application/zstd"
@@ -216,3 +236,12 @@ def ipxe_entry(request):
     mac = request.GET.get("mac", "").replace("-", ":").lower()
     script = selectors.ipxe_entry_script(mac=mac, site_slug=request.GET.get("site", ""))
     return HttpResponse(script, content_type="text/plain")
+
+
+AGENT = Path(__file__).resolve().parent / "agent" / "pinet-agent.sh"
+
+
+@require_GET
+def agent(request):
+    """The installer agent script (public: it holds no secret)."""
+    return HttpResponse(AGENT.read_text(), content_type="text/x-shellscript")

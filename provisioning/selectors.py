@@ -288,3 +288,23 @@ def ipxe_entry_script(*, mac: str, site_slug: str) -> str:
         return "#!ipxe\necho pinet: nothing to install; booting from disk\nexit\n"
     url = urls[node.pk]
     return f"#!ipxe\nchain --autofree {url}&format=ipxe || exit\n"
+
+
+def _sh(value) -> str:
+    return "'" + str(value).replace("'", "'\\''") + "'"
+
+
+def install_plan_env(*, job, base: str) -> str:
+    """The plan as shell assignments, for the busybox agent (it has no JSON parser)."""
+    plan = install_plan(job=job, base=base)
+    values = {
+        "PINET_JOB": plan["job"],
+        "PINET_HOSTNAME": plan["node"]["hostname"],
+        "PINET_IMAGE_URL": plan["image"]["url"],
+        "PINET_IMAGE_SHA256": plan["image"]["sha256"],
+        "PINET_IMAGE_SIZE": plan["image"]["size"] or 0,
+        "PINET_TARGETS": " ".join(plan["target"]),
+        "PINET_NETPLAN_URL": plan["urls"]["netplan"],
+        "PINET_SSH_KEYS": "\n".join(plan["ssh_keys"]),
+    }
+    return "".join(f"{key}={_sh(value)}\n" for key, value in values.items())

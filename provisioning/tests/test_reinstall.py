@@ -224,3 +224,19 @@ def test_concurrent_reinstall_requests_make_one_job(site, image):
         t.join()
     assert len(jobs) == 1 and len(errors) == 3
     assert InstallJob.objects.filter(node=node).count() == 1
+
+
+def test_plan_for_the_busybox_agent_is_shell_assignments(client, node, image):
+    import subprocess
+
+    node_request_reinstall(node=node, image=image, by=None)
+    Node.objects.filter(pk=node.pk).update(hostname="it-s")
+    text = client.get(f"/boot/{_token(node)}/?format=env").content.decode()
+    shell = subprocess.run(
+        ["sh", "-c", text + 'printf "%s|%s" "$PINET_IMAGE_SHA256" "$PINET_TARGETS"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shell.stdout == f"{image.artefact_sha256}|/dev/mmcblk0 /dev/sda /dev/nvme0n1"
+    assert client.get("/boot/agent.sh").content.startswith(b"#!/bin/sh")
