@@ -52,6 +52,15 @@ hex_to_text() {
     printf "$(printf '%s' "$1" | sed 's/../\\x&/g')"
 }
 
+ensure_network() {
+    # An address (and option 224, the boot URL) by DHCP, unless the interface has one already.
+    iface=${PINET_IFACE:-eth0}
+    ip -4 addr show dev "$iface" 2>/dev/null | grep -q "inet " && return 0
+    rm -f "$STATE.opt224"
+    ip link set "$iface" up 2>/dev/null
+    udhcpc -i "$iface" -O 224 -n -q -t 8 -T 2 -s "$0" >/dev/null 2>&1
+}
+
 find_url() {
     [ -n "${PINET_URL:-}" ] && { echo "$PINET_URL"; return; }
     if [ -r /proc/cmdline ]; then
@@ -59,13 +68,11 @@ find_url() {
             case "$word" in pinet.url=*) echo "${word#pinet.url=}"; return ;; esac
         done
     fi
-    iface=${PINET_IFACE:-eth0}
-    rm -f "$STATE.opt224"
-    udhcpc -i "$iface" -O 224 -n -q -t 5 -T 2 -s "$0" >/dev/null 2>&1 || return 1
     [ -s "$STATE.opt224" ] || return 1
     hex_to_text "$(cat "$STATE.opt224")"
 }
 
+ensure_network || log "no DHCP answer on ${PINET_IFACE:-eth0}"
 URL=$(find_url) || { log "no boot URL: not on the kernel command line and no DHCP option 224"; exit 1; }
 # The boot URL ends in "/?v=1"; endpoints hang off the part before the query.
 BASE=${URL%%\?*}
