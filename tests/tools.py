@@ -37,12 +37,24 @@ def tcp_open(host: str, port: int) -> bool:
         return False
 
 
-def database_url() -> str:
-    """A DATABASE_URL for the test database, so a child process (worker, gunicorn) shares it."""
+def database_url(*, from_namespace: bool = False) -> str:
+    """A DATABASE_URL for the test database, so a child process (worker, gunicorn) shares it.
+    Inside a network namespace 127.0.0.1 is the namespace's own loopback: there PostgreSQL is
+    reached through its Unix socket, which no namespace hides."""
+    from urllib.parse import quote
+
     from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+    port = db.get("PORT") or 5432
+    if from_namespace:
+        socket_dir = os.environ.get("PINET_TEST_PG_SOCKET_DIR", "/var/run/postgresql")
+        need(
+            os.path.exists(f"{socket_dir}/.s.PGSQL.{port}"),
+            f"PostgreSQL's Unix socket is not in {socket_dir}: processes inside test namespaces cannot reach it",
+        )
+        return f"postgres://{auth}@{quote(socket_dir, safe='')}:{port}/{db['NAME']}"
+    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{port}/{db['NAME']}"

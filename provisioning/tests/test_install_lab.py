@@ -119,7 +119,7 @@ def test_pi_installs_through_pinet_and_then_boots_local(settings):
         env = {
             "DJANGO_SETTINGS_MODULE": "pinet.settings",
             "PINET_ENV": "embedded",
-            "DATABASE_URL": database_url(),
+            "DATABASE_URL": database_url(from_namespace=True),
             "PINET_DATA_DIR": str(data),
             "PINET_BOOT_URL_BASE": "http://192.0.2.1:8000",
             # The token in option 224 is derived from the secret key: the server must share it.
@@ -127,6 +127,8 @@ def test_pi_installs_through_pinet_and_then_boots_local(settings):
             "ALLOWED_HOSTS": "192.0.2.1",
             "PINET_CONFIG_ROOT": str(data / "config"),
             "PINET_TFTP_ROOT": str(data / "tftp"),
+            # Web server and worker share the lab's own file-system broker, whatever CI configured.
+            "CELERY_BROKER_URL": "",
         }
         web_log = lab.path("gunicorn.log")
         web = lab.start_daemon(

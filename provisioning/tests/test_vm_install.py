@@ -1,0 +1,209 @@
+"""An x86 virtual machine installs through pinet, end to end, inside a private network:
+PXE ROM (Debian's iPXE) -> pinet's dnsmasq -> pinet's iPXE script -> the installer kernel and
+initramfs built by pinet_build_installer -> the agent writes the image to the VM's disk ->
+done -> the site worker switches the node to local -> the VM reboots and boots its disk, which
+prints a marker on the serial console."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+
+from images.models import OSImage
+from nodes.choices import BootMode, NodeState
+from nodes.models import Node, Site
+from provisioning.choices import InstallJobStatus
+from provisioning.models import InstallJob, JobEvent
+from provisioning.services import node_request_reinstall, site_config_apply
+from tests.factories import make_node
+from tests.tools import database_url, need, need_program
+
+from .netlab import netlab
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MARKER = b"PINET-DISK-BOOTED"
+VM_MAC = "52:54:00:12:34:56"
+
+
+def marker_disk(size: int = 1 << 20) -> bytes:
+    """A disk whose MBR boot code writes MARKER to COM1 and halts (16-bit real mode)."""
+    code = (
+        bytes.fromhex(
+            "fa"  # cli
+            "31c0"  # xor ax, ax
+            "8ed8"  # mov ds, ax
+            "be167c"  # mov si, 0x7c16 (the message, 22 bytes in)
+            "baf803"  # mov dx, 0x3f8 (COM1)
+            "ac"  # .next: lodsb
+            "84c0"  # test al, al
+            "7403"  # jz .halt
+            "ee"  # out dx, al
+            "ebf8"  # jmp .next
+            "f4"  # .halt: hlt
+            "ebfd"  # jmp .halt
+        )
+        + MARKER
+        + b"\r\n\0"
+    )
+    sector = code.ljust(510, b"\0") + b"\x55\xaa"
+    return sector + bytes(size - 512)
+
+
+def _wait(predicate, what: str, limit: float, logs: list[Path]):
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in logs if p.exists())
+            raise AssertionError(f"{what} did not happen within {limit} s\n{tails}")
+        time.sleep(0.5)
+
+
+def test_x86_vm_installs_through_pinet_and_boots_its_disk(settings, tmp_path):
+    need_program("dnsmasq", "dnsmasq-base")
+    qemu = need_program("qemu-system-x86_64", "qemu-system-x86")
+    need(
+        Path("/usr/lib/ipxe/qemu/efi-virtio.rom").exists() or Path("/usr/share/qemu/efi-virtio.rom").exists(),
+        "Debian's iPXE ROMs for QEMU are missing (apt-get install ipxe-qemu)",
+    )
+    need(any(Path("/boot").glob("vmlinuz-*")), "no kernel for the installer (apt-get install linux-image-amd64)")
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    with netlab() as lab:
+        data = lab.path("data")
+        for d in (data, data / "images"):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o755)
+        settings.PINET_CONFIG_ROOT, settings.PINET_TFTP_ROOT = data / "config", data / "tftp"
+        settings.PINET_NFS_ROOT, settings.PINET_IMAGE_ROOT = data / "nfs", data / "images"
+        settings.PINET_BOOT_URL_BASE = "http://192.0.2.1:8000"
+
+        call_command("pinet_build_installer", "--out", str(data / "installer"), "--register", "pinet-installer")
+        raw = marker_disk()
+        (data / "images" / "disk.img").write_bytes(raw)
+        artefact = data / "images" / "disk.img.zst"
+        subprocess.run(["zstd", "-q", "-f", str(data / "images" / "disk.img"), "-o", str(artefact)], check=True)
+        image = OSImage.objects.create(
+            name="marker-os",
+            arch="amd64",
+            source="/x",
+            state="ready",
+            artefact_path=str(artefact),
+            artefact_sha256=hashlib.sha256(artefact.read_bytes()).hexdigest(),
+            artefact_size=artefact.stat().st_size,
+            image_size=len(raw),
+        )
+        site = Site.objects.create(
+            name="Lab",
+            slug="lab",
+            interface=lab.server_if,
+            subnet="192.0.2.0/24",
+            boot_server="192.0.2.1",
+            range_start="192.0.2.100",
+            range_end="192.0.2.199",
+        )
+        node = make_node(site=site, n=20, mac=VM_MAC, board_model="x86-bios", state=NodeState.DEPLOYED)
+        job = node_request_reinstall(node=node, image=image, by=None)
+        assert site_config_apply(site=site).status == "applied"
+        conf = data / "config" / "lab" / "dnsmasq" / "dnsmasq.conf"
+        loop = f"while :; do dnsmasq -k --log-facility=- -C {conf}; sleep 0.05; done"
+        dnsmasq = lab.start_daemon(lab.server_ns, ["sh", "-c", loop], lab.path("dnsmasq.log"))
+        lab.wait_for_text(lab.path("dnsmasq.log"), "sockets bound exclusively", proc=dnsmasq)
+
+        env = {
+            "DJANGO_SETTINGS_MODULE": "pinet.settings",
+            "PINET_ENV": "embedded",
+            "DATABASE_URL": database_url(from_namespace=True),
+            "PINET_DATA_DIR": str(data),
+            "PINET_BOOT_URL_BASE": "http://192.0.2.1:8000",
+            "SECRET_KEY": django_settings.SECRET_KEY,
+            "ALLOWED_HOSTS": "192.0.2.1",
+            "PINET_CONFIG_ROOT": str(data / "config"),
+            "PINET_TFTP_ROOT": str(data / "tftp"),
+            # Web server and worker share the lab's own file-system broker, whatever CI configured.
+            "CELERY_BROKER_URL": "",
+        }
+        web = [gunicorn, "pinet.wsgi", "-b", "192.0.2.1:8000", "-w", "2", "--chdir", str(django_settings.BASE_DIR)]
+        lab.start_daemon(lab.server_ns, web, lab.path("gunicorn.log"), env=env)
+        # The site's worker: applies the configuration when the install ends.
+        lab.start_daemon(
+            lab.server_ns,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "pinet",
+                "worker",
+                "-Q",
+                "site.lab,default",
+                "--pool",
+                "solo",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            lab.path("worker.log"),
+            env=env,
+        )
+
+        # The VM's network: a TAP on a bridge with the client end of the lab's veth pair.
+        for argv in (
+            ["ip", "link", "add", "br0", "type", "bridge"],
+            ["ip", "link", "set", lab.client_if, "master", "br0"],
+            ["ip", "tuntap", "add", "pntap0", "mode", "tap"],
+            ["ip", "link", "set", "pntap0", "master", "br0"],
+            ["ip", "link", "set", "pntap0", "up"],
+            ["ip", "link", "set", "br0", "up"],
+        ):
+            lab.run_in(lab.client_ns, argv, check=True)
+        disk = lab.path("vm-disk.img")
+        disk.write_bytes(bytes(16 << 20))
+        serial = lab.path("serial.log")
+        accel = os.environ.get("PINET_QEMU_ACCEL", "tcg")
+        lab.start_daemon(
+            lab.client_ns,
+            [
+                qemu,
+                "-accel",
+                accel,
+                "-m",
+                "512",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-serial",
+                f"file:{serial}",
+                "-netdev",
+                "tap,id=n0,ifname=pntap0,script=no,downscript=no",
+                "-device",
+                f"virtio-net-pci,netdev=n0,mac={VM_MAC},bootindex=1",
+                "-drive",
+                f"file={disk},if=none,id=d0,format=raw",
+                "-device",
+                "virtio-blk-pci,drive=d0,bootindex=2",
+            ],
+            lab.path("qemu.log"),
+        )
+        logs = [serial, lab.path("gunicorn.log"), lab.path("worker.log"), lab.path("dnsmasq.log"), lab.path("qemu.log")]
+        _wait(lambda: InstallJob.objects.get(pk=job.pk).status == InstallJobStatus.SUCCEEDED, "the install", 600, logs)
+        _wait(lambda: MARKER in serial.read_bytes(), "booting from the installed disk", 300, logs)
+        assert disk.read_bytes()[: len(raw)] == raw
+
+    stages = list(JobEvent.objects.filter(job=job).values_list("stage", flat=True))
+    assert "installer started" in stages and "writing" in stages and "written and verified" in stages
+    node = Node.objects.get(pk=node.pk)
+    assert (node.boot_mode, node.state) == (BootMode.LOCAL, NodeState.DEPLOYED)
