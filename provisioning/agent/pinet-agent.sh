@@ -109,6 +109,36 @@ actual=$(cut -d' ' -f1 "$STATE.sum")
 sync
 event "written and verified" 95 "sha256 $actual on $target"
 
+configure_root() {
+    # The installed system's name, network and SSH keys, written into its root partition.
+    [ -b "$target" ] || { event "configuration skipped" 97 "$target is not a block device"; return 0; }
+    blockdev --rereadpt "$target" 2>/dev/null
+    sleep 1
+    part=""
+    for candidate in "${target}p2" "${target}2"; do
+        [ -b "$candidate" ] && { part=$candidate; break; }
+    done
+    [ -n "$part" ] || { event "configuration skipped" 97 "no second partition on $target"; return 0; }
+    mkdir -p /mnt/pinet-root
+    mount -t ext4 "$part" /mnt/pinet-root 2>/dev/null \
+        || { event "configuration skipped" 97 "cannot mount $part as ext4"; return 0; }
+    root=/mnt/pinet-root
+    printf '%s\n' "$PINET_HOSTNAME" > "$root/etc/hostname"
+    if [ -d "$root/etc/netplan" ]; then
+        wget -q -O "$root/etc/netplan/50-pinet.yaml" "$PINET_NETPLAN_URL" && chmod 600 "$root/etc/netplan/50-pinet.yaml"
+    fi
+    if [ -n "$PINET_SSH_KEYS" ]; then
+        mkdir -p "$root/root/.ssh"
+        printf '%s\n' "$PINET_SSH_KEYS" >> "$root/root/.ssh/authorized_keys"
+        chmod 700 "$root/root/.ssh"
+        chmod 600 "$root/root/.ssh/authorized_keys"
+    fi
+    sync
+    umount "$root"
+    event "configuration written" 97 "host name, network and SSH keys on $part"
+}
+configure_root
+
 post done "{}" || fail "pinet did not take the done report"
 log "done; the board now boots from $target"
 if [ "${PINET_NO_REBOOT:-0}" != 1 ]; then
