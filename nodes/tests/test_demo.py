@@ -14,6 +14,8 @@ def _counts():
 
 def test_demo_is_idempotent_and_complete(capsys, settings, tmp_path):
     settings.PINET_DATA_DIR = tmp_path
+    settings.PINET_IMAGE_ROOT, settings.PINET_NFS_ROOT = tmp_path / "images", tmp_path / "nfs"
+    settings.PINET_IMPORT_RESERVE_BYTES = 0
     call_command("pinet_demo", "--password", "demo-pass-1")
     first = _counts()
     call_command("pinet_demo")
@@ -39,3 +41,19 @@ def test_demo_generates_and_prints_a_password_once(capsys, settings, tmp_path):
     assert f"Password of admin, alice, bob: {password}" in capsys.readouterr().out
     assert (tmp_path / "demo-password").stat().st_mode & 0o077 == 0
     assert authenticate(username="bob", password=password) is not None
+
+
+def test_demo_puts_a_pi4_into_a_running_install(settings, tmp_path):
+    from images.demo import missing_tools
+    from provisioning.models import InstallJob
+    from tests.tools import need
+
+    need(not missing_tools(), f"the demo image needs: {' '.join(missing_tools())}")
+    settings.PINET_DATA_DIR = tmp_path
+    settings.PINET_IMAGE_ROOT, settings.PINET_NFS_ROOT = tmp_path / "images", tmp_path / "nfs"
+    settings.PINET_IMPORT_RESERVE_BYTES = 0
+    call_command("pinet_demo", "--password", "demo-pass-1")
+    call_command("pinet_demo")
+    job = InstallJob.objects.get()
+    assert (job.node.hostname, job.node.boot_mode, job.status, job.percent) == ("pi4-05", "install", "running", 45)
+    assert job.image.name == "demo-raspios" and job.image.state == "ready"

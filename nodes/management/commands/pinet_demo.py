@@ -84,6 +84,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(f"The demo data does not fit the existing database: {exc}") from exc
 
+        self._demo_install(site)
         total = Node.objects.filter(site=site).count()
         self.stdout.write(
             self.style.SUCCESS(f"Demo site '{site.slug}' ({site.subnet}): {added} boards added, {total} in total.")
@@ -96,6 +97,36 @@ class Command(BaseCommand):
                 "Users admin, alice and bob already existed; their passwords are unchanged "
                 "(rerun with --password to set one)."
             )
+
+    def _demo_install(self, site: Site) -> None:
+        """One Pi 4 reinstalling a small demo image, imported for real, with a running job."""
+        from images.demo import build_demo_image, missing_tools
+        from images.models import OSImage
+        from images.services import image_create, image_import_run
+        from provisioning.models import InstallJob
+        from provisioning.services import install_job_event, node_request_reinstall
+
+        node = Node.objects.filter(site=site, hostname="pi4-05").first()
+        if node is None or InstallJob.objects.filter(node=node).exists():
+            return
+        image = OSImage.objects.filter(name="demo-raspios", state="ready").first()
+        if image is None:
+            missing = missing_tools()
+            if missing:
+                self.stdout.write(f"Skipped the demo install (needs: apt-get install {' '.join(missing)}).")
+                return
+            source = settings.PINET_DATA_DIR / "demo-raspios.img"
+            build_demo_image(source)
+            image = image_create(by=None, name="demo-raspios", arch="arm64", source=str(source))
+            image = image_import_run(image_id=image.pk)
+            source.unlink(missing_ok=True)
+            if image.state != "ready":
+                self.stdout.write(f"The demo image did not import: {image.error}")
+                return
+        with transaction.atomic():
+            job = node_request_reinstall(node=node, image=image, by=None)
+            install_job_event(job=job, stage="writing", percent=45, message="demo: half of the image written")
+        self.stdout.write(f"pi4-05 is reinstalling {image} (job {job.pk}, 45 %).")
 
     def _users(self, password: str, *, reset: bool) -> list[str]:
         User = get_user_model()
