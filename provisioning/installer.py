@@ -120,8 +120,11 @@ def _libraries(binary: str) -> list[str]:
     return sorted(set(found))
 
 
-def build(*, out: Path, kernel: Path, modules_dir: Path | None, busybox: Path, zstd: Path) -> dict:
-    """Write out/vmlinuz and out/initrd.img; returns what went in."""
+def build(
+    *, out: Path, kernel: Path, modules_dir: Path | None, busybox: Path, zstd: Path, pi_boot: Path | None = None
+) -> dict:
+    """Write out/vmlinuz and out/initrd.img (and, for a Pi, the firmware files around them);
+    returns what went in."""
     if not kernel.is_file():
         raise BuildError(f"No kernel at {kernel} (apt-get install linux-image-amd64, or give --kernel).")
     for tool, package in ((busybox, "busybox-static"), (zstd, "zstd")):
@@ -172,6 +175,8 @@ def build(*, out: Path, kernel: Path, modules_dir: Path | None, busybox: Path, z
     shutil.copyfile(kernel, out / "vmlinuz")
     for name in ("vmlinuz", "initrd.img"):
         os.chmod(out / name, 0o644)
+    if pi_boot is not None:
+        _pi_firmware(pi_boot, out)
     return {"kernel": str(kernel), "modules": loaded, "libraries": libraries, "initrd_bytes": initrd.stat().st_size}
 
 
@@ -183,3 +188,21 @@ def default_kernel() -> tuple[Path | None, Path | None]:
     version = kernels[-1].name.removeprefix("vmlinuz-")
     modules = Path("/lib/modules") / version
     return kernels[-1], modules if modules.is_dir() else None
+
+
+def _pi_firmware(boot: Path, out: Path) -> None:
+    """A Pi boots the firmware of its boot partition: copy it from an imported Raspberry Pi OS
+    image, and point config.txt at pinet's kernel and initramfs (the per-node TFTP directory
+    adds the node's cmdline with its boot URL)."""
+    for entry in boot.iterdir():
+        if entry.name in ("cmdline.txt", "config.txt", "vmlinuz", "initrd.img"):
+            continue
+        target = out / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(entry, target)
+    (out / "config.txt").write_text(
+        "# pinet installer\n[all]\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\nenable_uart=1\n"
+    )
+    (out / "cmdline.txt").write_text("console=serial0,115200 console=tty1 rdinit=/init\n")

@@ -24,8 +24,25 @@ class Command(BaseCommand):
         parser.add_argument("--kernel", type=Path, help="Kernel image (for a Pi: kernel8.img from an imported image).")
         parser.add_argument("--modules", type=Path, help="/lib/modules/<version> matching the kernel.")
         parser.add_argument("--register", metavar="NAME", help="Register DIR as a ready installer image NAME.")
+        parser.add_argument(
+            "--from-image",
+            metavar="NAME",
+            help="arm64 for Raspberry Pis: take kernel8.img, modules and firmware from imported OS image NAME.",
+        )
 
-    def handle(self, *args, arch, out, kernel, modules, register, **options):
+    def handle(self, *args, arch, out, kernel, modules, register, from_image=None, **options):
+        pi_boot = None
+        if from_image:
+            source = OSImage.objects.filter(name=from_image, state="ready", kind="os").order_by("-version").first()
+            if source is None or not source.boot_path:
+                raise CommandError(f"No ready imported OS image called {from_image!r}.")
+            pi_boot = Path(source.boot_path)
+            kernel = kernel or pi_boot / "kernel8.img"
+            if modules is None and source.root_path:
+                found = sorted(Path(source.root_path).glob("lib/modules/*")) or sorted(
+                    Path(source.root_path).glob("usr/lib/modules/*")
+                )
+                modules = found[-1] if found else None
         if kernel is None:
             if arch != "amd64":
                 raise CommandError("For arm64 give --kernel (a Pi's kernel8.img) and --modules.")
@@ -36,7 +53,9 @@ class Command(BaseCommand):
         busybox = Path(shutil.which("busybox") or "/bin/busybox")
         zstd = Path(shutil.which("zstd") or "/usr/bin/zstd")
         try:
-            built = installer.build(out=out.resolve(), kernel=kernel, modules_dir=modules, busybox=busybox, zstd=zstd)
+            built = installer.build(
+                out=out.resolve(), kernel=kernel, modules_dir=modules, busybox=busybox, zstd=zstd, pi_boot=pi_boot
+            )
         except installer.BuildError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
