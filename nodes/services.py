@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from pinet.lifecycle import transition
 
-from .choices import NODE_TRANSITIONS, BootMode
+from .choices import NODE_TRANSITIONS, BootMode, NodeState
 from .dbrules import RULE_MESSAGES
 from .models import AuditLog, Node, Site, Tenant, TenantMembership
 
@@ -245,6 +245,13 @@ def node_set_boot_mode(*, node: Node, mode: str, by: AbstractBaseUser | None) ->
     """Switch how the node boots (local SD/disk, network, installer) and reconfigure its site."""
     if mode not in BootMode.values:
         raise ValidationError({"boot_mode": f"{mode!r} is not a boot mode: use one of {', '.join(BootMode.values)}."})
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    if node.state == NodeState.SUSPENDED:
+        raise ValidationError({"boot_mode": f"{node.hostname} is suspended; its boot mode cannot change."})
+    if mode == BootMode.INSTALL:
+        raise ValidationError({"boot_mode": "Install mode comes with a reinstall (it needs an image and a job)."})
+    if node.install_jobs.filter(status__in=["pending", "running"]).exists():
+        raise ValidationError({"boot_mode": f"{node.hostname} is being reinstalled; cancel that job first."})
     before = node.boot_mode
     if before == mode:
         return node

@@ -268,7 +268,7 @@ def ipxe_install_script(*, job, base: str) -> str:
     installer = installer_for(node=node)
     if installer is None:
         return "#!ipxe\necho pinet: no ready installer image for this machine; booting locally\nexit\n"
-    kernel = "vmlinuz" if node.board_model in ("x86-bios", "x86-uefi") else "kernel8.img"
+    kernel = "vmlinuz"  # pinet_build_installer names it so for every architecture
     return (
         "#!ipxe\n"
         f"echo pinet: installing {job.image} on {node.hostname}\n"

@@ -131,10 +131,23 @@ def test_stale_copy_does_not_undo_other_changes(site):
 
     node = make_node(site=site, n=1)
     stale = Node.objects.get(pk=node.pk)
-    node_set_boot_mode(node=node, mode="install", by=None)
+    node_set_boot_mode(node=node, mode="netboot", by=None)
     node_update(node=stale, by=None, power_params={"port": 7})
     fresh = Node.objects.get(pk=node.pk)
-    assert fresh.boot_mode == "install" and fresh.power_params == {"port": 7}
+    assert fresh.boot_mode == "netboot" and fresh.power_params == {"port": 7}
+
+
+def test_boot_mode_switch_rules(site):
+    from nodes.services import node_set_boot_mode
+
+    node = make_node(site=site, n=1)
+    with pytest.raises(ValidationError, match="comes with a reinstall"):
+        node_set_boot_mode(node=node, mode="install", by=None)
+    with pytest.raises(ValidationError, match="is not a boot mode"):
+        node_set_boot_mode(node=node, mode="usb", by=None)
+    Node.objects.filter(pk=node.pk).update(state="suspended")
+    with pytest.raises(ValidationError, match="is suspended"):
+        node_set_boot_mode(node=node, mode="netboot", by=None)
 
 
 def test_site_slug_is_fixed(site):

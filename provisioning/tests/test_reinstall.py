@@ -240,3 +240,11 @@ def test_plan_for_the_busybox_agent_is_shell_assignments(client, node, image):
     )
     assert shell.stdout == f"{image.artefact_sha256}|/dev/mmcblk0 /dev/sda /dev/nvme0n1"
     assert client.get("/boot/agent.sh").content.startswith(b"#!/bin/sh")
+
+
+def test_boot_mode_cannot_change_under_a_running_install(node, image):
+    from nodes.services import node_set_boot_mode
+
+    node_request_reinstall(node=node, image=image, by=None)
+    with pytest.raises(ValidationError, match="cancel that job first"):
+        node_set_boot_mode(node=Node.objects.get(pk=node.pk), mode="netboot", by=None)
