@@ -80,6 +80,8 @@ class SiteQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self
+        if getattr(user, "pinet_tenant_ids", None) is not None:
+            return self.filter(nodes__tenant_id__in=user.pinet_tenant_ids).distinct()
         return self.filter(nodes__tenant__memberships__user=user).distinct()
 
 
@@ -246,6 +248,8 @@ class TenantQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self
+        if getattr(user, "pinet_tenant_ids", None) is not None:
+            return self.filter(pk__in=user.pinet_tenant_ids)
         return self.filter(memberships__user=user)
 
 
@@ -290,11 +294,13 @@ class TenantMembership(models.Model):
 
 class NodeQuerySet(models.QuerySet):
     def visible_to(self, user) -> NodeQuerySet:
-        """Operators see every node; a customer sees only the nodes of tenants they belong to."""
+        """Operators see every node; a customer (or a tenant API key) only its tenants' nodes."""
         if not (user and user.is_authenticated and user.is_active):
             return self.none()
         if user.is_staff:
             return self
+        if getattr(user, "pinet_tenant_ids", None) is not None:
+            return self.filter(tenant_id__in=user.pinet_tenant_ids)
         return self.filter(tenant__memberships__user=user)
 
 
@@ -455,3 +461,61 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.object_repr}"
+
+
+class ApiKeyScope(models.TextChoices):
+    OPERATOR = "operator", "Operator (everything)"
+    BILLING = "billing", "Billing (tenants, assignments and jobs of every tenant)"
+    TENANT = "tenant", "Tenant (that tenant's boards only)"
+
+
+class ApiKey(models.Model):
+    """A credential for scripts and the billing system. Only a hash is stored; the prefix
+    identifies it in lists and logs."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    key_hash = models.CharField(max_length=64)
+    scope = models.CharField(max_length=16, choices=ApiKeyScope.choices)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="api_keys")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(scope__in=ApiKeyScope.values), name="nodes_apikey_scope_valid"),
+            models.CheckConstraint(
+                condition=Q(scope="tenant", tenant__isnull=False) | (~Q(scope="tenant") & Q(tenant__isnull=True)),
+                name="nodes_apikey_tenant_scope_has_tenant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…, {self.scope})"
+
+
+class IdempotencyRecord(models.Model):
+    """The response to a POST sent with an Idempotency-Key, replayed when the key comes again."""
+
+    principal = models.CharField(max_length=100)
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(default=0, help_text="0 while the first request runs.")
+    body = models.BinaryField(default=b"")
+    content_type = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["principal", "key"], name="nodes_idempotencyrecord_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal} {self.key} ({self.status or 'running'})"

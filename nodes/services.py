@@ -47,6 +47,13 @@ def reconfigure_sites(*sites: Site) -> None:
         site_config_request(site=site)
 
 
+def user_or_none(actor):
+    """The user behind an actor, or None for an API key or the system (foreign keys need a user)."""
+    from django.contrib.auth import get_user_model
+
+    return actor if isinstance(actor, get_user_model()) else None
+
+
 def actor_label(actor: AbstractBaseUser | None) -> str:
     return actor.get_username() if actor is not None else "system"
 
@@ -61,7 +68,7 @@ def audit_log_write(
 ) -> AuditLog:
     """Record an action; call it inside the transaction that made the change."""
     return AuditLog.objects.create(
-        actor=actor,
+        actor=user_or_none(actor),
         actor_label=label or actor_label(actor),
         action=action,
         object_type=obj._meta.label_lower,

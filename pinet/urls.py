@@ -12,5 +12,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("status/", include("provisioning.urls")),
     path("boot/", include("provisioning.boot_urls")),
+    path("api/", include("pinet.api_urls")),
     path("", include("nodes.urls")),
 ]

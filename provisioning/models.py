@@ -13,6 +13,8 @@ class InstallJobQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self
+        if getattr(user, "pinet_tenant_ids", None) is not None:
+            return self.filter(node__tenant_id__in=user.pinet_tenant_ids)
         return self.filter(node__tenant__memberships__user=user)
 
 

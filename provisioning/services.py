@@ -26,7 +26,7 @@ from django.utils import timezone
 from images.choices import ImageKind, ImageState
 from nodes.choices import RASPBERRY_PI_MODELS, BootMode, DhcpBackend, NodeState
 from nodes.models import Node, Site
-from nodes.services import audit_log_write, node_transition, reconfigure_sites, validated_save
+from nodes.services import audit_log_write, node_transition, reconfigure_sites, user_or_none, validated_save
 from pinet.lifecycle import InvalidTransition, transition
 
 from . import selectors
@@ -46,7 +46,7 @@ def install_job_create(*, node: Node, image, by: AbstractBaseUser | None) -> Ins
     """Open a pending install job; at most one active job per node (a database rule)."""
     if image.state != ImageState.READY:
         raise ValidationError({"image": f"{image} is not ready to install (it is {image.state})."})
-    job = InstallJob(node=node, image=image, requested_by=by)
+    job = InstallJob(node=node, image=image, requested_by=user_or_none(by))
     validated_save(job)
     audit_log_write(actor=by, action="install_job.create", obj=job, data={"node": node.hostname, "image": str(image)})
     return job

@@ -1,0 +1,113 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from nodes.choices import BootMode
+from nodes.models import ApiKey, AuditLog, Node, Site, Tenant
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Site
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "boot_server",
+            "interface",
+            "subnet",
+            "gateway",
+            "dns_servers",
+            "range_start",
+            "range_end",
+            "dhcp_backend",
+            "nfs_server",
+            "discovery_enabled",
+            "relay_addresses",
+            "dns_domain",
+            "lease_time",
+            "pi3_reply_delay",
+            "created",
+            "updated",
+        ]
+        read_only_fields = ["created", "updated"]
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = ["id", "name", "slug", "ssh_keys", "created"]
+        read_only_fields = ["created"]
+
+
+class TenantUserSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    password = serializers.CharField(write_only=True, required=False, min_length=10)
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="slug", queryset=Site.objects.all())
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Node
+        fields = [
+            "id",
+            "hostname",
+            "site",
+            "tenant",
+            "mac",
+            "serial",
+            "board_model",
+            "ip",
+            "relay_circuit_id",
+            "relay_remote_id",
+            "client_id",
+            "boot_mode",
+            "image",
+            "state",
+            "power_driver",
+            "last_seen",
+            "created",
+            "updated",
+        ]
+        read_only_fields = ["tenant", "boot_mode", "state", "last_seen", "created", "updated"]
+        validators = []  # the service validates (with the database rules) and says what to fix
+
+
+class BootModeSerializer(serializers.Serializer):
+    boot_mode = serializers.ChoiceField(choices=[BootMode.LOCAL, BootMode.NETBOOT])
+
+
+class ReinstallSerializer(serializers.Serializer):
+    image = serializers.IntegerField(help_text="The id of a ready OS image of the board's architecture.")
+
+
+class AssignSerializer(serializers.Serializer):
+    tenant = serializers.SlugField()
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditLog
+        fields = ["id", "created", "actor_label", "action", "object_type", "object_id", "object_repr", "data"]
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "scope", "tenant", "created", "expires_at", "revoked_at", "last_used_at"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    scope = serializers.RegexField(
+        r"^(operator|billing|tenant:[a-z0-9-]+)$", help_text="operator, billing or tenant:<slug>"
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+User = get_user_model()

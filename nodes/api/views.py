@@ -1,0 +1,232 @@
+"""API for sites, tenants, nodes, API keys and the audit log. Views translate; services act."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from images.models import OSImage
+from nodes import apikeys, selectors, services
+from nodes.choices import NodeState
+from nodes.filtersets import NodeFilterSet
+from nodes.models import ApiKey, Node, Tenant
+from pinet.api import IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
+
+from . import serializers as s
+
+
+class SiteViewSet(viewsets.ModelViewSet):
+    serializer_class = s.SiteSerializer
+    permission_classes = [ReadAnyWriteOperator]
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        return selectors.site_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.site_create(by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.site_update(
+            site=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        if instance.nodes.exists():
+            raise PermissionDenied("Move or delete the site's nodes first.")
+        instance.delete()
+
+
+class TenantViewSet(viewsets.ModelViewSet):
+    """Customer organisations. The billing system creates them and their users."""
+
+    serializer_class = s.TenantSerializer
+    lookup_field = "slug"
+
+    def get_permissions(self):
+        if self.action in ("list", "retrieve"):
+            return [ReadAnyWriteOperator()]
+        return [IsOperatorOrBilling()]
+
+    def get_queryset(self):
+        return selectors.tenant_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.tenant_create(by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        tenant = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(tenant, field, value)
+        services.validated_save(tenant, list(serializer.validated_data))
+        services.audit_log_write(
+            actor=self.request.user,
+            action="tenant.update",
+            obj=tenant,
+            data={"fields": sorted(serializer.validated_data)},
+        )
+
+    @extend_schema(request=s.TenantUserSerializer, responses={201: s.TenantUserSerializer})
+    @action(detail=True, methods=["post"], url_path="users")
+    def users(self, request, slug=None):
+        """Create a customer user (or add an existing one) in this tenant."""
+        tenant = self.get_object()
+        data = s.TenantUserSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        User = get_user_model()
+        with transaction.atomic():
+            user, created = User.objects.get_or_create(
+                username=data.validated_data["username"], defaults={"email": data.validated_data.get("email", "")}
+            )
+            if created and data.validated_data.get("password"):
+                user.set_password(data.validated_data["password"])
+                user.save(update_fields=["password"])
+            services.tenant_member_add(tenant=tenant, user=user, by=request.user)
+        return Response({"username": user.username, "email": user.email}, status=status.HTTP_201_CREATED)
+
+
+class NodeViewSet(viewsets.ModelViewSet):
+    """Boards. State changes are POST actions on the board; reinstall answers 202 with the job."""
+
+    serializer_class = s.NodeSerializer
+    permission_classes = [ReadAnyWriteOperator]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = NodeFilterSet
+
+    def get_permissions(self):
+        # State-change actions: whoever sees the board (customers their own); the action
+        # itself checks the role where it needs more.
+        if self.action in ("reinstall", "boot_mode", "power_cycle", "assign", "release", "suspend", "resume"):
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def get_queryset(self):
+        return selectors.node_list(user=self.request.user)
+
+    def perform_create(self, serializer):
+        serializer.instance = services.node_create(by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.node_update(
+            node=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+    def _billing(self):
+        if role(self.request.user) not in ("operator", "billing"):
+            raise PermissionDenied("Only operators and the billing system may do that.")
+
+    @extend_schema(request=s.ReinstallSerializer, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def reinstall(self, request, pk=None):
+        from provisioning.api.serializers import InstallJobSerializer
+        from provisioning.services import node_request_reinstall
+
+        node = self.get_object()
+        data = s.ReinstallSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        image = OSImage.objects.visible_to(request.user).filter(pk=data.validated_data["image"]).first()
+        if image is None:
+            return Response({"image": ["No such image."]}, status=status.HTTP_400_BAD_REQUEST)
+        job = node_request_reinstall(node=node, image=image, by=request.user)
+        return Response(InstallJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.BootModeSerializer, responses={202: s.NodeSerializer})
+    @action(detail=True, methods=["post"], url_path="boot-mode")
+    def boot_mode(self, request, pk=None):
+        node = self.get_object()
+        data = s.BootModeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.node_set_boot_mode(node=node, mode=data.validated_data["boot_mode"], by=request.user)
+        return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.AssignSerializer, responses={200: s.NodeSerializer})
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        node = self.get_object()  # first: another tenant's board is a 404, not a 403
+        self._billing()
+        data = s.AssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = Tenant.objects.filter(slug=data.validated_data["tenant"]).first()
+        if tenant is None:
+            return Response({"tenant": [f"No tenant {data.validated_data['tenant']!r}."]}, status=400)
+        services.node_update(node=node, by=request.user, tenant=tenant)
+        return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.NodeSerializer})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        node = self.get_object()  # first: another tenant's board is a 404, not a 403
+        self._billing()
+        services.node_update(node=node, by=request.user, tenant=None)
+        return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.NodeSerializer})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        node = self.get_object()  # first: another tenant's board is a 404, not a 403
+        self._billing()
+        if node.state != NodeState.SUSPENDED:
+            services.node_transition(node=node, to=NodeState.SUSPENDED, by=request.user, reason="suspended by API")
+        return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data)
+
+    @extend_schema(request=None, responses={200: s.NodeSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        node = self.get_object()  # first: another tenant's board is a 404, not a 403
+        self._billing()
+        if node.state == NodeState.SUSPENDED:
+            services.node_transition(node=node, to=NodeState.READY, by=request.user, reason="resumed by API")
+        return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data)
+
+    @extend_schema(request=None, responses={409: None})
+    @action(detail=True, methods=["post"], url_path="power-cycle")
+    def power_cycle(self, request, pk=None):
+        node = self.get_object()
+        return Response(
+            {"detail": f"{node.hostname} has the {node.power_driver} power driver: power-cycle it by hand."},
+            status=status.HTTP_409_CONFLICT,
+        )
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Operators' API keys: created here (the key is in the response, once) and revoked."""
+
+    serializer_class = s.ApiKeySerializer
+    permission_classes = [IsOperator]
+    queryset = ApiKey.objects.select_related("tenant")
+
+    @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: None})
+    def create(self, request):
+        data = s.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        scope, _, slug = data.validated_data["scope"].partition(":")
+        tenant = get_object_or_404(Tenant, slug=slug) if scope == "tenant" else None
+        key, row = apikeys.api_key_create(
+            name=data.validated_data["name"],
+            scope=scope,
+            tenant=tenant,
+            expires_at=data.validated_data.get("expires_at"),
+            by=request.user,
+        )
+        return Response({**s.ApiKeySerializer(row).data, "key": key}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return Response(s.ApiKeySerializer(apikeys.api_key_revoke(key=self.get_object(), by=request.user)).data)
+
+
+class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.AuditLogSerializer
+    permission_classes = [IsOperator]
+
+    def get_queryset(self):
+        return selectors.audit_log_list(user=self.request.user)

@@ -1,0 +1,30 @@
+"""One FilterSet per list, shared by the API and the dashboard (STYLE.md R11)."""
+
+import django_filters
+from django.db.models import Q
+
+from .choices import BoardModel, BootMode, NodeState
+from .models import Node
+from .validators import normalize_mac
+
+
+class NodeFilterSet(django_filters.FilterSet):
+    site = django_filters.CharFilter(field_name="site__slug")
+    tenant = django_filters.CharFilter(field_name="tenant__slug")
+    state = django_filters.ChoiceFilter(choices=NodeState.choices)
+    boot_mode = django_filters.ChoiceFilter(choices=BootMode.choices)
+    board_model = django_filters.ChoiceFilter(choices=BoardModel.choices)
+    q = django_filters.CharFilter(method="search", label="Host name, MAC (any spelling) or serial")
+
+    class Meta:
+        model = Node
+        fields = ["site", "tenant", "state", "boot_mode", "board_model", "q"]
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        condition = Q(hostname__icontains=value) | Q(serial__icontains=value.lower())
+        try:
+            condition |= Q(mac=normalize_mac(value))
+        except Exception:  # not a MAC: the other fields still match
+            condition |= Q(mac__icontains=value.lower())
+        return queryset.filter(condition)

@@ -1,0 +1,102 @@
+"""What every API view shares: permissions by role, errors as 4xx with field messages, the
+Idempotency-Key middleware."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, JsonResponse
+from rest_framework import permissions
+from rest_framework.exceptions import ValidationError
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from pinet.lifecycle import InvalidTransition
+
+
+def role(user) -> str:
+    """operator | billing | customer (a tenant member or a tenant key) | anonymous"""
+    if not (user and user.is_authenticated and user.is_active):
+        return "anonymous"
+    scope = getattr(user, "scope", None)
+    if scope == "billing":
+        return "billing"
+    if scope == "operator" or (scope is None and user.is_staff):
+        return "operator"
+    return "customer"
+
+
+class IsOperator(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return role(request.user) == "operator"
+
+
+class IsOperatorOrBilling(permissions.BasePermission):
+    def has_permission(self, request, view):
+        return role(request.user) in ("operator", "billing")
+
+
+class ReadAnyWriteOperator(permissions.BasePermission):
+    """Reading follows visible_to; writing is for operators."""
+
+    def has_permission(self, request, view):
+        if role(request.user) == "anonymous":
+            return False
+        return request.method in permissions.SAFE_METHODS or role(request.user) == "operator"
+
+
+def exception_handler(exc, context):
+    """Django's ValidationError, a database rule and a refused transition are the client's
+    problem: 400/409 with a message saying what to fix, never a 500."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        exc = ValidationError(detail)
+    elif isinstance(exc, IntegrityError):
+        exc = ValidationError({"detail": ["The change conflicts with existing data."]})
+    elif isinstance(exc, InvalidTransition):
+        response = JsonResponse({"detail": str(exc)}, status=409)
+        return response
+    return drf_exception_handler(exc, context)
+
+
+class IdempotencyMiddleware:
+    """POST /api/… with an Idempotency-Key header: the first response is stored and replayed
+    for the same key and body; the same key with another body is a 422. Billing systems retry."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if request.method != "POST" or not key or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        from nodes.models import IdempotencyRecord
+
+        if len(key) > 200:
+            return JsonResponse({"detail": "Idempotency-Key is longer than 200 characters."}, status=400)
+        credential = request.headers.get("Authorization") or request.COOKIES.get("sessionid", "")
+        principal = hashlib.sha256(credential.encode()).hexdigest()[:64]
+        digest = hashlib.sha256(request.path.encode() + b"\0" + request.body).hexdigest()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(principal=principal, key=key, request_hash=digest)
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(principal=principal, key=key)
+            if record.request_hash != digest:
+                return JsonResponse(
+                    {"detail": "This Idempotency-Key was used with a different request; use a new key."}, status=422
+                )
+            if record.status == 0:
+                return JsonResponse({"detail": "A request with this Idempotency-Key is still running."}, status=409)
+            response = HttpResponse(bytes(record.body), status=record.status, content_type=record.content_type)
+            response["Idempotent-Replay"] = "true"
+            return response
+        response = self.get_response(request)
+        if response.status_code >= 500 or response.streaming:
+            record.delete()  # let the client try again
+            return response
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            status=response.status_code, body=response.content, content_type=response.get("Content-Type", "")
+        )
+        return response
