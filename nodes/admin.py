@@ -1,8 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import AuditLog, Node, Site, Tenant, TenantMembership
+from .models import ApiKey, AuditLog, IdempotencyRecord, Node, Site, Tenant, TenantMembership
 from .services import audit_log_write, reconfigure_sites
 from .validators import normalize_mac
 
@@ -148,4 +148,61 @@ class AuditLogAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "scope", "tenant", "created", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["scope", "tenant"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["name", "scope", "tenant", "expires_at"]
+            if obj is None
+            else ["name", "prefix", "scope", "tenant", "created", "expires_at", "revoked_at", "last_used_at"]
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return (
+            []
+            if obj is None
+            else ["name", "prefix", "scope", "tenant", "created", "expires_at", "revoked_at", "last_used_at"]
+        )
+
+    def save_model(self, request, obj, form, change):
+        from .apikeys import api_key_create
+
+        key, row = api_key_create(
+            name=obj.name, scope=obj.scope, tenant=obj.tenant, expires_at=obj.expires_at, by=request.user
+        )
+        obj.pk, obj.prefix, obj.key_hash, obj.created = row.pk, row.prefix, row.key_hash, row.created
+        obj._state.adding = False
+        messages.warning(request, f"The new key, shown only this once: {key}")
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        from .apikeys import api_key_revoke
+
+        for key in queryset:
+            api_key_revoke(key=key, by=request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(admin.ModelAdmin):
+    list_display = ["created", "key", "status"]
+    search_fields = ["key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -197,3 +197,19 @@ def test_filters(actors, fleet):
     assert [n["hostname"] for n in response.json()["results"]] == ["pi-2"]
     assert actors["operator"].get("/api/v1/nodes/", {"limit": 5000}).status_code == 200
     assert Node.objects.count() == 2
+
+
+def test_apikey_command(tenant, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("pinet_apikey", "create", "--name", "billing", "--scope", "billing", "--expires-days", "30")
+    key = capsys.readouterr().out.strip()
+    assert _client(key).get("/api/v1/tenants/").status_code == 200
+    call_command("pinet_apikey", "create", "--name", "acme", "--scope", "tenant:acme")
+    acme_key = capsys.readouterr().out.strip()
+    assert [t["slug"] for t in _client(acme_key).get("/api/v1/tenants/").json()["results"]] == ["acme"]
+    with pytest.raises(CommandError, match="No tenant 'nope'"):
+        call_command("pinet_apikey", "create", "--name", "x", "--scope", "tenant:nope")
+    prefix = key.split("_")[1]
+    call_command("pinet_apikey", "revoke", prefix)
+    assert _client(key).get("/api/v1/tenants/").status_code == 401
