@@ -44,6 +44,21 @@ def image_transition(*, image: OSImage, to: str, by: AbstractBaseUser | None = N
     before = image.state
     transition(obj=image, table=IMAGE_TRANSITIONS, to=to, field="state", **changes)
     audit_log_write(actor=by, action="image.state", obj=image, data={"from": before, "to": to})
+    if to in (ImageState.READY, ImageState.FAILED):
+        from nodes.webhooks import webhook_emit
+
+        webhook_emit(
+            event=f"image.{to}",
+            data={
+                "image": {
+                    "id": image.pk,
+                    "name": image.name,
+                    "version": image.version,
+                    "arch": image.arch,
+                    "error": image.error,
+                }
+            },
+        )
     return image
 
 

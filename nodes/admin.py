@@ -2,7 +2,17 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from .models import ApiKey, AuditLog, IdempotencyRecord, Node, Site, Tenant, TenantMembership
+from .models import (
+    ApiKey,
+    AuditLog,
+    IdempotencyRecord,
+    Node,
+    Site,
+    Tenant,
+    TenantMembership,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .services import audit_log_write, reconfigure_sites
 from .validators import normalize_mac
 
@@ -200,6 +210,38 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class IdempotencyRecordAdmin(admin.ModelAdmin):
     list_display = ["created", "key", "status"]
     search_fields = ["key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    fields = ["created", "event", "status", "attempts", "last_status_code", "last_error", "delivered_at"]
+    readonly_fields = fields
+    ordering = ["-created"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(AuditedAdmin):
+    list_display = ["url", "active", "created"]
+    list_filter = ["active"]
+    search_fields = ["url"]
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created", "event", "endpoint", "status", "attempts", "last_status_code"]
+    list_filter = ["status", "event"]
 
     def has_add_permission(self, request):
         return False

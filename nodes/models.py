@@ -519,3 +519,63 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal} {self.key} ({self.status or 'running'})"
+
+
+WEBHOOK_EVENTS = (
+    "node.assigned",
+    "node.released",
+    "node.suspended",
+    "node.discovered",
+    "install_job.succeeded",
+    "install_job.failed",
+    "image.ready",
+    "image.failed",
+)
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that hears about events (the billing system's, typically), signed with its secret."""
+
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=200, help_text="Shared secret for the X-Pinet-Signature HMAC.")
+    events = models.JSONField(default=list, help_text=f"Any of: {', '.join(WEBHOOK_EVENTS)}.")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url", "pk"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    def clean(self) -> None:
+        unknown = [e for e in (self.events or []) if e not in WEBHOOK_EVENTS]
+        if unknown or not isinstance(self.events, list):
+            raise ValidationError(
+                {"events": f"Unknown events: {', '.join(map(str, unknown))}; use any of {', '.join(WEBHOOK_EVENTS)}."}
+            )
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to one endpoint, with what happened."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, default="pending")  # pending | succeeded | failed
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "succeeded", "failed"]), name="nodes_webhookdelivery_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} -> {self.endpoint} ({self.status})"

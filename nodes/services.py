@@ -244,7 +244,28 @@ def node_update(*, node: Node, by: AbstractBaseUser | None, **fields: Any) -> No
         validated_save(node, list(changes))
         audit_log_write(actor=by, action="node.update", obj=node, data=changes)
         reconfigure_sites(old_site, node.site)
+        if "tenant" in changes:
+            _emit("node.assigned" if node.tenant_id else "node.released", node)
     return node
+
+
+def _emit(event: str, node: Node) -> None:
+    from .webhooks import webhook_emit
+
+    webhook_emit(
+        event=event,
+        data={
+            "node": {
+                "id": node.pk,
+                "hostname": node.hostname,
+                "mac": node.mac,
+                "site": node.site.slug,
+                "tenant": node.tenant.slug if node.tenant_id else None,
+                "state": node.state,
+                "boot_mode": node.boot_mode,
+            },
+        },
+    )
 
 
 @transaction.atomic
@@ -278,4 +299,6 @@ def node_transition(*, node: Node, to: str, by: AbstractBaseUser | None, reason:
     transition(obj=node, table=NODE_TRANSITIONS, to=to, field="state")
     audit_log_write(actor=by, action="node.state", obj=node, data={"from": before, "to": to, "reason": reason})
     reconfigure_sites(node.site)
+    if to == NodeState.SUSPENDED:
+        _emit("node.suspended", node)
     return node

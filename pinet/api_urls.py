@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from images.api.views import OSImageViewSet
-from nodes.api.views import ApiKeyViewSet, AuditLogViewSet, NodeViewSet, SiteViewSet, TenantViewSet
+from nodes.api.views import ApiKeyViewSet, AuditLogViewSet, NodeViewSet, SiteViewSet, TenantViewSet, WebhookViewSet
 from provisioning.api.views import ConfigRevisionViewSet, InstallJobViewSet
 
 router = DefaultRouter()
@@ -15,6 +15,7 @@ router.register("install-jobs", InstallJobViewSet, basename="install-job")
 router.register("config-revisions", ConfigRevisionViewSet, basename="config-revision")
 router.register("audit-log", AuditLogViewSet, basename="audit-log")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

@@ -216,6 +216,17 @@ def install_job_finish(
         if node.state == NodeState.INSTALLING:
             to = NodeState.READY if status == InstallJobStatus.CANCELLED else NodeState.FAILED
             node_transition(node=node, to=to, by=by, reason=error or "cancelled")
+    if job.status in (InstallJobStatus.SUCCEEDED, InstallJobStatus.FAILED):
+        from nodes.webhooks import webhook_emit
+
+        tenant = Node.objects.filter(pk=node.pk).values_list("tenant__slug", flat=True).first()
+        webhook_emit(
+            event=f"install_job.{job.status}",
+            data={
+                "job": {"id": job.pk, "status": job.status, "error": job.error, "image": job.image_id},
+                "node": {"id": node.pk, "hostname": node.hostname, "tenant": tenant},
+            },
+        )
     JobEvent.objects.create(
         job=job,
         source=EventSource.PINET,

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from nodes.choices import BootMode
-from nodes.models import ApiKey, AuditLog, Node, Site, Tenant
+from nodes.models import WEBHOOK_EVENTS, ApiKey, AuditLog, Node, Site, Tenant, WebhookDelivery, WebhookEndpoint
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -111,3 +111,40 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 
 User = get_user_model()
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(write_only=True, min_length=16, max_length=200)
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "url", "secret", "events", "active", "created"]
+        read_only_fields = ["created"]
+
+    def validate_events(self, value):
+        unknown = [e for e in value if e not in WEBHOOK_EVENTS] if isinstance(value, list) else [value]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown events: {unknown}; use any of {', '.join(WEBHOOK_EVENTS)}.")
+        return value
+
+    def validate_url(self, value):
+        if not value.startswith(("http://", "https://")):
+            raise serializers.ValidationError("Use an http(s) URL.")
+        return value
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "created",
+            "delivered_at",
+        ]
+        read_only_fields = fields

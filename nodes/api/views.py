@@ -17,7 +17,7 @@ from images.models import OSImage
 from nodes import apikeys, selectors, services
 from nodes.choices import NodeState
 from nodes.filtersets import NodeFilterSet
-from nodes.models import ApiKey, Node, Tenant
+from nodes.models import ApiKey, Node, Tenant, WebhookEndpoint
 from pinet.api import IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
 
 from . import serializers as s
@@ -230,3 +230,17 @@ class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return selectors.audit_log_list(user=self.request.user)
+
+
+class WebhookViewSet(viewsets.ModelViewSet):
+    """Endpoints that hear about events; each POST is signed (X-Pinet-Signature, see README)."""
+
+    serializer_class = s.WebhookEndpointSerializer
+    permission_classes = [IsOperatorOrBilling]
+    queryset = WebhookEndpoint.objects.all()
+
+    @extend_schema(responses={200: s.WebhookDeliverySerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request, pk=None):
+        page = self.paginate_queryset(self.get_object().deliveries.all())
+        return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)

@@ -1,0 +1,86 @@
+"""Outgoing webhooks: events become delivery rows in the transaction that caused them, and
+Celery sends them after commit, signed, with exponential retries. A request never waits on them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import WebhookDelivery, WebhookEndpoint
+
+MAX_ATTEMPTS = 8
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """X-Pinet-Signature: sha256=HMAC-SHA256(secret, "<timestamp>.<body>") in hex."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def webhook_emit(*, event: str, data: dict) -> list[int]:
+    """Record a delivery for every active endpoint that wants ``event``; sent after commit."""
+    from .tasks import deliver_webhook_task
+
+    ids = []
+    for endpoint in WebhookEndpoint.objects.filter(active=True):
+        if event in (endpoint.events or []):
+            delivery = WebhookDelivery.objects.create(
+                endpoint=endpoint,
+                event=event,
+                payload={"id": str(uuid.uuid4()), "event": event, "created": timezone.now().isoformat(), "data": data},
+            )
+            ids.append(delivery.pk)
+    for delivery_id in ids:
+        transaction.on_commit(lambda d=delivery_id: deliver_webhook_task.delay(d))
+    return ids
+
+
+def webhook_deliver(*, delivery_id: int) -> int | None:
+    """Send one delivery. Returns the seconds to wait before the next attempt, or None when done."""
+    delivery = WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id, status="pending").first()
+    if delivery is None:
+        return None
+    body = json.dumps(delivery.payload, sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    if not delivery.endpoint.url.startswith(("http://", "https://")):
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed", last_error="not an http(s) URL")
+        return None
+    request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
+        delivery.endpoint.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "pinet-webhooks/1",
+            "X-Pinet-Event": delivery.event,
+            "X-Pinet-Delivery": delivery.payload.get("id", ""),
+            "X-Pinet-Timestamp": timestamp,
+            "X-Pinet-Signature": signature(delivery.endpoint.secret, timestamp, body),
+        },
+    )
+    code, error = None, ""
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http(s) URL validated)
+            code = response.status
+    except urllib.error.HTTPError as exc:
+        code, error = exc.code, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = str(getattr(exc, "reason", exc))[:500]
+    attempts = delivery.attempts + 1
+    if code is not None and 200 <= code < 300:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status="succeeded", attempts=attempts, last_status_code=code, last_error="", delivered_at=timezone.now()
+        )
+        return None
+    final = attempts >= MAX_ATTEMPTS
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="failed" if final else "pending", attempts=attempts, last_status_code=code, last_error=error
+    )
+    return None if final else min(3600, 10 * 2 ** (attempts - 1))
