@@ -178,9 +178,9 @@ def site_update(*, site: Site, by: AbstractBaseUser | None, **fields: Any) -> Si
 
 
 @transaction.atomic
-def tenant_create(*, by: AbstractBaseUser | None, name: str, slug: str) -> Tenant:
+def tenant_create(*, by: AbstractBaseUser | None, name: str, slug: str, ssh_keys: str = "") -> Tenant:
     """Create a customer organisation."""
-    tenant = Tenant(name=name, slug=slug)
+    tenant = Tenant(name=name, slug=slug, ssh_keys=ssh_keys)
     validated_save(tenant)
     audit_log_write(actor=by, action="tenant.create", obj=tenant)
     return tenant

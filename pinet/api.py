@@ -100,3 +100,35 @@ class IdempotencyMiddleware:
             status=response.status_code, body=response.content, content_type=response.get("Content-Type", "")
         )
         return response
+
+
+ERROR_RESPONSES = {
+    "400": "The request is invalid; the body names each field and what to fix.",
+    "401": "No valid API key or session.",
+    "403": "Authenticated, but this role may not do that.",
+    "404": "No such object, or it belongs to another tenant.",
+    "405": "Method not allowed here.",
+    "406": "Not an acceptable content type.",
+    "409": "The object's state does not allow that now.",
+    "415": "Unsupported body content type.",
+    "422": "The Idempotency-Key was used with a different request.",
+    "429": "Too many requests.",
+}
+
+
+def document_errors(result, generator, request, public):
+    """drf-spectacular post-processing: every operation may answer with these errors, each a
+    JSON object (usually {"detail": "..."} or {"field": ["message", ...]})."""
+    error_schema = {"type": "object", "additionalProperties": True}
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in ERROR_RESPONSES.items():
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": error_schema}},
+                    },
+                )
+    return result

@@ -15,3 +15,6 @@ urlpatterns = [
     path("api/", include("pinet.api_urls")),
     path("", include("nodes.urls")),
 ]
+
+handler404 = "pinet.views.not_found"
+handler500 = "pinet.views.server_error"

@@ -15,6 +15,7 @@ from pinet.api import ReadAnyWriteOperator
 
 class OSImageSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True)
+    format = serializers.CharField(read_only=True, help_text="Detected during the import; empty until then.")
 
     class Meta:
         model = OSImage

@@ -47,7 +47,7 @@ class TenantUserSerializer(serializers.Serializer):
 
 class NodeSerializer(serializers.ModelSerializer):
     site = serializers.SlugRelatedField(slug_field="slug", queryset=Site.objects.all())
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = Node
@@ -94,7 +94,7 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = ApiKey
