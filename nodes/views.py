@@ -3,12 +3,14 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from . import selectors
+from .filtersets import NodeFilterSet
 
 
 @login_required
 def dashboard(request):
     """Fleet overview: operators see every node, customers only their tenants' boards."""
-    nodes = selectors.node_list(user=request.user)
+    # The same FilterSet as the API: ?site=&tenant=&state=&boot_mode=&board_model=&q=
+    nodes = NodeFilterSet(request.GET, queryset=selectors.node_list(user=request.user)).qs
     page = Paginator(nodes, 50).get_page(request.GET.get("page"))
     return render(
         request,

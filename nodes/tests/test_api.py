@@ -213,3 +213,82 @@ def test_apikey_command(tenant, capsys):
     prefix = key.split("_")[1]
     call_command("pinet_apikey", "revoke", prefix)
     assert _client(key).get("/api/v1/tenants/").status_code == 401
+
+
+# Every list endpoint: which roles may read it at all (detail access follows visible_to).
+LISTS = {
+    "/api/v1/sites/": {
+        "operator",
+        "operator_key",
+        "billing",
+        "tenant_key_a",
+        "tenant_key_b",
+        "customer_a",
+        "customer_b",
+    },
+    "/api/v1/tenants/": {
+        "operator",
+        "operator_key",
+        "billing",
+        "tenant_key_a",
+        "tenant_key_b",
+        "customer_a",
+        "customer_b",
+    },
+    "/api/v1/nodes/": {
+        "operator",
+        "operator_key",
+        "billing",
+        "tenant_key_a",
+        "tenant_key_b",
+        "customer_a",
+        "customer_b",
+    },
+    "/api/v1/images/": {
+        "operator",
+        "operator_key",
+        "billing",
+        "tenant_key_a",
+        "tenant_key_b",
+        "customer_a",
+        "customer_b",
+    },
+    "/api/v1/install-jobs/": {
+        "operator",
+        "operator_key",
+        "billing",
+        "tenant_key_a",
+        "tenant_key_b",
+        "customer_a",
+        "customer_b",
+    },
+    "/api/v1/config-revisions/": {"operator", "operator_key"},
+    "/api/v1/audit-log/": {"operator", "operator_key"},
+    "/api/v1/api-keys/": {"operator", "operator_key"},
+    "/api/v1/webhooks/": {"operator", "operator_key", "billing"},
+}
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["operator", "operator_key", "billing", "tenant_key_a", "tenant_key_b", "customer_a", "customer_b", "anonymous"],
+)
+def test_every_list_endpoint_by_role(actors, fleet, image, who):
+    from provisioning.services import node_request_reinstall
+
+    node_request_reinstall(node=fleet["a"], image=image, by=None)
+    client = actors[who]
+    for url, allowed in LISTS.items():
+        response = client.get(url)
+        if who == "anonymous":
+            assert response.status_code in (401, 403), url
+        else:
+            assert response.status_code == (200 if who in allowed else 403), (url, response.status_code)
+    # What a tenant sees of the others: nothing, anywhere.
+    if who in ("tenant_key_b", "customer_b"):
+        assert client.get("/api/v1/install-jobs/").json()["count"] == 0
+        assert [t["slug"] for t in client.get("/api/v1/tenants/").json()["results"]] == ["birch"]
+        job = InstallJob.objects.get()
+        assert client.get(f"/api/v1/install-jobs/{job.pk}/").status_code == 404
+        assert client.post(f"/api/v1/install-jobs/{job.pk}/cancel/").status_code == 404
+        assert client.get("/api/v1/tenants/acme/").status_code == 404

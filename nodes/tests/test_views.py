@@ -53,3 +53,11 @@ def test_bad_page_number_is_not_an_error(client, operator):
 
 def test_healthz(client):
     assert client.get(reverse("healthz")).json() == {"status": "ok"}
+
+
+def test_dashboard_filters_like_the_api(client, site, tenant, operator):
+    make_node(site=site, n=1, tenant=tenant, hostname="rented")
+    make_node(site=site, n=2, hostname="spare")
+    client.force_login(operator)
+    body = client.get(reverse("dashboard"), {"tenant": "acme"}).content.decode()
+    assert "rented" in body and "spare" not in body
