@@ -42,3 +42,21 @@ def audit_log_list(*, user) -> QuerySet[AuditLog]:
 def site_queue_names() -> list[str]:
     """The Celery queue of every site's boot server worker (``site.<slug>``)."""
     return [f"site.{slug}" for slug in Site.objects.order_by("slug").values_list("slug", flat=True)]
+
+
+def installable_images(*, user, node) -> list:
+    """Ready OS images the user may install on this node (its architecture)."""
+    from images.choices import ImageKind, ImageState
+    from images.models import OSImage
+    from provisioning.services import arch_fits
+
+    images = (
+        OSImage.objects.visible_to(user).filter(state=ImageState.READY, kind=ImageKind.OS).order_by("name", "-version")
+    )
+    return [image for image in images if arch_fits(node, image) and image.artefact_path]
+
+
+def node_jobs(*, user, node):
+    from provisioning.models import InstallJob
+
+    return InstallJob.objects.visible_to(user).filter(node=node).select_related("image").prefetch_related("events")

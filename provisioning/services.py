@@ -128,7 +128,7 @@ def boot_token_resolve(*, token: str) -> BootToken:
 # --- Reinstalls ---------------------------------------------------------------------------------
 
 
-def _arch_fits(node: Node, image) -> bool:
+def arch_fits(node: Node, image) -> bool:
     wanted = {"x86-bios": {"amd64"}, "x86-uefi": {"amd64"}, "arm64-uefi": {"arm64"}}.get(
         node.board_model, {"arm64", "armhf"} if node.board_model in RASPBERRY_PI_MODELS else {"arm64", "armhf", "amd64"}
     )
@@ -147,7 +147,7 @@ def node_request_reinstall(*, node: Node, image, by: AbstractBaseUser | None) ->
         raise ValidationError({"node": f"{node.hostname} has not been adopted yet."})
     if image.state != ImageState.READY or image.kind != ImageKind.OS or not image.artefact_path:
         raise ValidationError({"image": f"{image} is not a ready OS image with an install artefact."})
-    if not _arch_fits(node, image):
+    if not arch_fits(node, image):
         raise ValidationError({"image": f"{image} is for {image.arch}; {node.hostname} is a {node.board_model}."})
     job = install_job_create(node=node, image=image, by=by)
     job.previous_boot_mode = node.boot_mode if node.boot_mode != BootMode.INSTALL else BootMode.LOCAL

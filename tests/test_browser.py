@@ -1,0 +1,147 @@
+"""The panel in a real browser (Playwright driving Debian's Chromium) against a live server."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from images.models import OSImage
+from nodes.models import TenantMembership
+from provisioning.selectors import live_boot_urls
+from tests.factories import make_node, make_site, make_tenant
+from tests.tools import need
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM = "/usr/bin/chromium"
+OUT = Path(__file__).resolve().parent.parent / "test-output" / "screenshots"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    need(os.path.exists(CHROMIUM), "Debian's chromium is not installed (apt-get install chromium)")
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="pinet-chromium-"), executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _shot(page, name: str) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 1000
+
+
+def _login(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    try:
+        page.wait_for_url(f"{base}/", timeout=15000)
+    except Exception:
+        raise AssertionError(page.inner_text("main")[:1500]) from None
+
+
+def _post(url: str, body: dict) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_customer_reinstalls_and_watches_progress(browser, live_server, django_user_model, tmp_path):
+    site = make_site()
+    acme, birch = make_tenant("acme"), make_tenant("birch")
+    bob = django_user_model.objects.create_user("bob", password="pw-bob-123456")
+    charlie = django_user_model.objects.create_user("charlie", password="pw-charlie-123456")
+    TenantMembership.objects.create(tenant=acme, user=bob)
+    TenantMembership.objects.create(tenant=birch, user=charlie)
+    node = make_node(site=site, n=1, tenant=acme, hostname="acme-pi-1", state="deployed")
+    make_node(site=site, n=2, tenant=birch, hostname="birch-pi-1")
+    artefact = tmp_path / "disk.img.zst"
+    artefact.write_bytes(b"x" * 1000)
+    OSImage.objects.create(
+        name="raspios",
+        arch="arm64",
+        source="/x",
+        state="ready",
+        artefact_path=str(artefact),
+        artefact_sha256="a" * 64,
+        artefact_size=1000,
+    )
+    base = live_server.url
+
+    page = browser.new_page()
+    _login(page, base, "bob", "pw-bob-123456")
+    assert "acme-pi-1" in page.content() and "birch-pi-1" not in page.content()
+    _shot(page, "customer-my-boards")
+    page.click("text=acme-pi-1")
+    page.wait_for_selector("h1:has-text('acme-pi-1')")
+    _shot(page, "customer-board")
+    page.fill("#confirm", "wrong-name")
+    page.click("text=Reinstall >> nth=-1")
+    page.wait_for_selector(".messages .error")
+    assert "Type the board's name" in page.inner_text(".messages")
+    page.fill("#confirm", "acme-pi-1")
+    page.click("button:has-text('Reinstall')")
+    page.wait_for_selector("[data-testid=job-status]")
+    assert page.inner_text("[data-testid=percent]") == "0"
+
+    # The board's installer, simulated over the real boot endpoints.
+    url = live_boot_urls(site)[node.pk].replace("http://127.0.0.1:8000", base).split("?")[0]
+    _post(url + "events", {"stage": "writing", "percent": 45})
+    page.wait_for_function("document.querySelector('[data-testid=percent]').innerText === '45'", timeout=10000)
+    _shot(page, "customer-install-45")
+    _post(url + "done", {})
+    page.wait_for_function("document.querySelector('[data-testid=percent]').innerText === '100'", timeout=10000)
+    assert page.inner_text("[data-testid=job-status]") == "succeeded"
+    _shot(page, "customer-install-done")
+
+    # Customer B (a separate session) cannot reach A's board by URL.
+    browser.clear_cookies()
+    other = browser.new_page()
+    _login(other, base, "charlie", "pw-charlie-123456")
+    response = other.goto(f"{base}/nodes/{node.pk}/")
+    assert response.status == 404
+    _shot(other, "customer-b-404")
+
+
+def test_operator_pages_render(browser, live_server, django_user_model):
+    site = make_site()
+    make_node(site=site, n=1)
+    django_user_model.objects.create_user("admin", password="pw-admin-123456", is_staff=True, is_superuser=True)
+    page = browser.new_page()
+    _login(page, live_server.url, "admin", "pw-admin-123456")
+    for name, path in (
+        ("operator-fleet", "/"),
+        ("operator-status", "/status/"),
+        ("operator-admin", "/admin/"),
+        ("operator-api-docs", "/api/docs/"),
+    ):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, path
+        _shot(page, name)
