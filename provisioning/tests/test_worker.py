@@ -25,11 +25,15 @@ BASE_DIR = Path(settings.BASE_DIR)
 
 
 def _reset_producer(app) -> None:
-    # Celery caches the connection pool of the first broker it used; drop it.
+    # Celery caches the connection pool of the first broker it used, and kombu keeps its
+    # pools in a process-wide registry keyed by broker URL: drop both, closed pools included.
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    pools.reset()
 
 
 @contextmanager
