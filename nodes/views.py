@@ -6,6 +6,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from pinet.lifecycle import InvalidTransition
+
 from . import selectors, services
 from .filtersets import NodeFilterSet
 from .models import Node
@@ -125,6 +127,9 @@ def job_cancel(request, pk: int, job_id: int):
         raise Http404("No such job.")
     try:
         install_job_cancel(job=job, by=request.user)
+    except InvalidTransition:
+        messages.error(request, f"Job {job.pk} ended meanwhile.")
+        return redirect("node-detail", pk=node.pk)
     except ValidationError as exc:
         messages.error(request, _errors(exc))
     else:

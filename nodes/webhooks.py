@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -17,6 +20,37 @@ from django.utils import timezone
 from .models import WebhookDelivery, WebhookEndpoint
 
 MAX_ATTEMPTS = 8
+
+
+class BlockedDestination(Exception):
+    pass
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is reported as the endpoint's answer, never followed
+
+
+# No proxies from the environment, no redirects: a webhook goes where its URL says, or nowhere.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+
+
+def _check_destination(url: str) -> None:
+    """Refuse loopback, private, link-local and other internal addresses (unless allowed), so a
+    webhook cannot be pointed at pinet's own network."""
+    from django.conf import settings
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError as exc:
+        raise BlockedDestination(f"cannot resolve {host}: {exc}") from None
+    if settings.PINET_WEBHOOK_ALLOW_PRIVATE:
+        return
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise BlockedDestination(f"{host} resolves to {address}, which is not a public address")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -67,12 +101,15 @@ def webhook_deliver(*, delivery_id: int) -> int | None:
     )
     code, error = None, ""
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http(s) URL validated)
+        _check_destination(delivery.endpoint.url)
+        with _OPENER.open(request, timeout=10) as response:
             code = response.status
     except urllib.error.HTTPError as exc:
         code, error = exc.code, f"HTTP {exc.code}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
         error = str(getattr(exc, "reason", exc))[:500]
+    except BlockedDestination as exc:
+        error = str(exc)
     attempts = delivery.attempts + 1
     if code is not None and 200 <= code < 300:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(

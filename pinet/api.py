@@ -4,12 +4,14 @@ Idempotency-Key middleware."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from rest_framework import permissions
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from pinet.lifecycle import InvalidTransition
@@ -60,23 +62,35 @@ def exception_handler(exc, context):
     return drf_exception_handler(exc, context)
 
 
-class IdempotencyMiddleware:
-    """POST /api/… with an Idempotency-Key header: the first response is stored and replayed
-    for the same key and body; the same key with another body is a 422. Billing systems retry."""
+class Idempotent:
+    """Viewset mixin: a POST with an Idempotency-Key header is answered once; the same key and
+    body from the same caller replay that answer (Idempotent-Replay: true), the same key with
+    another body is a 422. Keyed by the authenticated caller (an API key or a user), so nobody
+    replays another's answer; anonymous calls and uploads are not recorded; records last a day."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    IDEMPOTENCY_TTL = timedelta(hours=24)
+    STALE_RUN = timedelta(minutes=10)
 
-    def __call__(self, request):
+    def dispatch(self, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key", "").strip()
-        if request.method != "POST" or not key or not request.path.startswith("/api/"):
-            return self.get_response(request)
-        from nodes.models import IdempotencyRecord
-
+        if request.method != "POST" or not key or request.content_type.startswith("multipart/"):
+            return super().dispatch(request, *args, **kwargs)
         if len(key) > 200:
             return JsonResponse({"detail": "Idempotency-Key is longer than 200 characters."}, status=400)
-        credential = request.headers.get("Authorization") or request.COOKIES.get("sessionid", "")
-        principal = hashlib.sha256(credential.encode()).hexdigest()[:64]
+        try:
+            user = self.initialize_request(request, *args, **kwargs).user
+        except APIException:
+            return super().dispatch(request, *args, **kwargs)  # DRF answers the 401 itself
+        if getattr(user, "key", None) is not None:
+            principal = f"key:{user.key.pk}"
+        elif getattr(user, "pk", None) is not None and user.is_authenticated:
+            principal = f"user:{user.pk}"
+        else:
+            return super().dispatch(request, *args, **kwargs)
+        from nodes.models import IdempotencyRecord
+
+        now = timezone.now()
+        IdempotencyRecord.objects.filter(created__lt=now - self.IDEMPOTENCY_TTL).delete()
         digest = hashlib.sha256(request.path.encode() + b"\0" + request.body).hexdigest()
         try:
             with transaction.atomic():
@@ -87,14 +101,18 @@ class IdempotencyMiddleware:
                 return JsonResponse(
                     {"detail": "This Idempotency-Key was used with a different request; use a new key."}, status=422
                 )
-            if record.status == 0:
+            if record.status == 0 and record.created > now - self.STALE_RUN:
                 return JsonResponse({"detail": "A request with this Idempotency-Key is still running."}, status=409)
-            response = HttpResponse(bytes(record.body), status=record.status, content_type=record.content_type)
-            response["Idempotent-Replay"] = "true"
-            return response
-        response = self.get_response(request)
-        if response.status_code >= 500 or response.streaming:
-            record.delete()  # let the client try again
+            if record.status:
+                replay = HttpResponse(bytes(record.body), status=record.status, content_type=record.content_type)
+                replay["Idempotent-Replay"] = "true"
+                return replay
+            # A first attempt that died mid-way: this one takes its place.
+        response = super().dispatch(request, *args, **kwargs)
+        if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+            response.render()
+        if response.status_code >= 500:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()  # let the client try again
             return response
         IdempotencyRecord.objects.filter(pk=record.pk).update(
             status=response.status_code, body=response.content, content_type=response.get("Content-Type", "")

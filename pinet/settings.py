@@ -272,7 +272,6 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "pinet.api.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -316,8 +315,12 @@ STATIC_ROOT = env_path("STATIC_ROOT", PINET_DATA_DIR / "static")
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-if env_bool("PINET_BEHIND_TLS_PROXY", False):
+PINET_BEHIND_TLS_PROXY = env_bool("PINET_BEHIND_TLS_PROXY", False)
+if PINET_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Webhook URLs on loopback or private addresses are refused unless this is set (the billing
+# system on the same private network); it stops webhooks from probing pinet's own network.
+PINET_WEBHOOK_ALLOW_PRIVATE = env_bool("PINET_WEBHOOK_ALLOW_PRIVATE", False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

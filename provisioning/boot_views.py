@@ -4,6 +4,7 @@ credential. An unknown token is a 404 and learns nothing; an expired or revoked 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from pinet.lifecycle import InvalidTransition
+
 from . import selectors, services
-from .models import BootToken
+from .models import BootToken, InstallJob
 
 CHUNK = 1 << 20
 # Files of an installer image a client may fetch by name (kernel, initramfs).
@@ -115,6 +118,9 @@ def image(request, token: str):
                     return
                 left -= len(data)
                 sent += len(data)
+                if sent == size:
+                    # The last byte of the image went out: the board may now report done.
+                    InstallJob.objects.filter(pk=job.pk).update(artefact_served=True)
                 percent = int(sent * 90 / size)  # the last 10 % are checking and finishing
                 if percent >= reported + 5:
                     reported = percent
@@ -193,7 +199,7 @@ def events(request, token: str):
         if not stage:
             raise ValidationError('Give a stage, e.g. {"stage": "writing", "percent": 45}.')
         percent = data.get("percent")
-        if percent is not None and not isinstance(percent, (int, float)):
+        if percent is not None and (not isinstance(percent, (int, float)) or not math.isfinite(percent)):
             raise ValidationError("percent must be a number from 0 to 100.")
         event = services.install_job_event(
             job=row.job, stage=stage, percent=percent, message=str(data.get("message") or "")
@@ -210,7 +216,14 @@ def done(request, token: str):
     row = _token(request, token)
     if isinstance(row, JsonResponse):
         return row
-    job = services.install_job_finish(job=row.job, ok=True)
+    if not InstallJob.objects.filter(pk=row.job_id, artefact_served=True).exists():
+        return JsonResponse(
+            {"error": "The image has not been sent in full yet; fetch it before reporting done."}, status=409
+        )
+    try:
+        job = services.install_job_finish(job=row.job, ok=True)
+    except (InvalidTransition, ValidationError):
+        return _gone()  # cancelled or timed out meanwhile
     return JsonResponse({"job": job.pk, "status": job.status, "boot_mode": "local"})
 
 
@@ -225,7 +238,10 @@ def failed(request, token: str):
     except ValidationError:
         data = {}
     reason = str(data.get("error") or "The installer reported a failure without a reason.")[:2000]
-    job = services.install_job_finish(job=row.job, ok=False, error=f"installer: {reason}")
+    try:
+        job = services.install_job_finish(job=row.job, ok=False, error=f"installer: {reason}")
+    except (InvalidTransition, ValidationError):
+        return _gone()
     return JsonResponse({"job": job.pk, "status": job.status})
 
 
@@ -234,7 +250,12 @@ def ipxe_entry(request):
     """The one static iPXE script URL every iPXE client gets in DHCP (…/boot/ipxe/?mac=…):
     nodes with an install in progress chain their installer, everything else boots locally."""
     mac = request.GET.get("mac", "").replace("-", ":").lower()
-    script = selectors.ipxe_entry_script(mac=mac, site_slug=request.GET.get("site", ""))
+    # The script carries the board's boot token, so only the board itself gets it: the
+    # request must come from its reserved address (or its site's subnet when it has none).
+    client = request.META.get("REMOTE_ADDR", "")
+    if settings.PINET_BEHIND_TLS_PROXY and request.headers.get("X-Forwarded-For"):
+        client = request.headers["X-Forwarded-For"].split(",")[0].strip()
+    script = selectors.ipxe_entry_script(mac=mac, site_slug=request.GET.get("site", ""), client_ip=client)
     return HttpResponse(script, content_type="text/plain")
 
 

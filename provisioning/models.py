@@ -14,8 +14,8 @@ class InstallJobQuerySet(models.QuerySet):
         if user.is_staff:
             return self
         if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(node__tenant_id__in=user.pinet_tenant_ids)
-        return self.filter(node__tenant__memberships__user=user)
+            return self.filter(tenant_id__in=user.pinet_tenant_ids)
+        return self.filter(tenant__memberships__user=user)
 
 
 class InstallJob(models.Model):
@@ -37,6 +37,14 @@ class InstallJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True, help_text="Fails if no progress by then.")
+    # The tenant the board belonged to when the job was asked for: the job's history stays
+    # that tenant's even after the board is released and assigned to another.
+    tenant = models.ForeignKey(
+        "nodes.Tenant", on_delete=models.SET_NULL, null=True, blank=True, related_name="install_jobs"
+    )
+    artefact_served = models.BooleanField(
+        default=False, help_text="The whole image has been sent to the board; only then may it report done."
+    )
     previous_boot_mode = models.CharField(
         max_length=16, blank=True, help_text="What the node booted before; it returns to it if the job fails."
     )

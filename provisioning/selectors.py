@@ -280,9 +280,20 @@ def ipxe_install_script(*, job, base: str) -> str:
     )
 
 
-def ipxe_entry_script(*, mac: str, site_slug: str) -> str:
+def _from_the_board(node, client_ip: str) -> bool:
+    try:
+        address = IPv4Address(client_ip)
+    except ValueError:
+        return False
+    if node.ip:
+        return str(address) == str(node.ip)
+    return address in IPv4Network(node.site.subnet)
+
+
+def ipxe_entry_script(*, mac: str, site_slug: str, client_ip: str = "") -> str:
     node = Node.objects.filter(mac=mac).select_related("site").first() if mac else None
-    urls = live_boot_urls(node.site) if node is not None and node.boot_mode == BootMode.INSTALL else {}
+    wanted = node is not None and node.boot_mode == BootMode.INSTALL and _from_the_board(node, client_ip)
+    urls = live_boot_urls(node.site) if wanted else {}
     if node is None or node.pk not in urls:
         # Nothing to install: hand the machine back to its own disk.
         return "#!ipxe\necho pinet: nothing to install; booting from disk\nexit\n"

@@ -46,7 +46,7 @@ def install_job_create(*, node: Node, image, by: AbstractBaseUser | None) -> Ins
     """Open a pending install job; at most one active job per node (a database rule)."""
     if image.state != ImageState.READY:
         raise ValidationError({"image": f"{image} is not ready to install (it is {image.state})."})
-    job = InstallJob(node=node, image=image, requested_by=user_or_none(by))
+    job = InstallJob(node=node, image=image, requested_by=user_or_none(by), tenant_id=node.tenant_id)
     validated_save(job)
     audit_log_write(actor=by, action="install_job.create", obj=job, data={"node": node.hostname, "image": str(image)})
     return job
@@ -181,11 +181,14 @@ def install_job_event(*, job: InstallJob, stage: str, percent: int | None, messa
     event = JobEvent.objects.create(
         job=job, source=EventSource.NODE, stage=stage[:64], percent=percent, message=message[:2000]
     )
+    deadline = timezone.now() + timedelta(minutes=settings.PINET_INSTALL_TIMEOUT_MINUTES)
+    # A board that keeps reporting keeps its token too: it must still be able to say "done".
+    job.boot_tokens.filter(revoked_at__isnull=True, expires_at__lt=deadline).update(expires_at=deadline)
     InstallJob.objects.filter(pk=job.pk).update(
         stage=stage[:64],
         percent=percent if percent is not None else job.percent,
         updated=timezone.now(),
-        deadline=timezone.now() + timedelta(minutes=settings.PINET_INSTALL_TIMEOUT_MINUTES),
+        deadline=deadline,
     )
     return event
 

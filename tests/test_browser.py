@@ -116,6 +116,7 @@ def test_customer_reinstalls_and_watches_progress(browser, live_server, django_u
     _post(url + "events", {"stage": "writing", "percent": 45})
     page.wait_for_function("document.querySelector('[data-testid=percent]').innerText === '45'", timeout=10000)
     _shot(page, "customer-install-45")
+    urllib.request.urlopen(url + "image", timeout=10).read()  # the board fetches the whole image
     _post(url + "done", {})
     page.wait_for_function("document.querySelector('[data-testid=percent]').innerText === '100'", timeout=10000)
     assert page.inner_text("[data-testid=job-status]") == "succeeded"

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from images import selectors, services
 from images.choices import Arch
 from images.models import OSImage
-from pinet.api import ReadAnyWriteOperator
+from pinet.api import Idempotent, ReadAnyWriteOperator, role
 
 
 class OSImageSerializer(serializers.ModelSerializer):
@@ -56,13 +56,21 @@ class OSImageCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class OSImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OSImageViewSet(Idempotent, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = OSImageSerializer
     permission_classes = [ReadAnyWriteOperator]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return selectors.image_list(user=self.request.user)
+
+    def get_serializer(self, *args, **kwargs):
+        serializer = super().get_serializer(*args, **kwargs)
+        if role(self.request.user) != "operator":
+            # The source URL may carry credentials or signed query strings: operators only.
+            child = getattr(serializer, "child", serializer)
+            child.fields.pop("source", None)
+        return serializer
 
     @extend_schema(request=OSImageCreateSerializer, responses={202: OSImageSerializer})
     def create(self, request):

@@ -40,9 +40,15 @@ class TenantSerializer(serializers.ModelSerializer):
 
 
 class TenantUserSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    username = serializers.RegexField(r"^[\w.@+-]{1,150}$", help_text="Letters, digits and @.+-_")
+    email = serializers.EmailField(required=False, allow_blank=True, write_only=True)
     password = serializers.CharField(write_only=True, required=False, min_length=10)
+    existing = serializers.BooleanField(
+        required=False,
+        default=False,
+        write_only=True,
+        help_text="Add an existing (customer) account instead of creating one.",
+    )
 
 
 class NodeSerializer(serializers.ModelSerializer):

@@ -18,12 +18,12 @@ from nodes import apikeys, selectors, services
 from nodes.choices import NodeState
 from nodes.filtersets import NodeFilterSet
 from nodes.models import ApiKey, Node, Tenant, WebhookEndpoint
-from pinet.api import IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
+from pinet.api import Idempotent, IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
 
 from . import serializers as s
 
 
-class SiteViewSet(viewsets.ModelViewSet):
+class SiteViewSet(Idempotent, viewsets.ModelViewSet):
     serializer_class = s.SiteSerializer
     permission_classes = [ReadAnyWriteOperator]
     lookup_field = "slug"
@@ -45,7 +45,7 @@ class SiteViewSet(viewsets.ModelViewSet):
         instance.delete()
 
 
-class TenantViewSet(viewsets.ModelViewSet):
+class TenantViewSet(Idempotent, viewsets.ModelViewSet):
     """Customer organisations. The billing system creates them and their users."""
 
     serializer_class = s.TenantSerializer
@@ -82,18 +82,33 @@ class TenantViewSet(viewsets.ModelViewSet):
         data = s.TenantUserSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         User = get_user_model()
+        username = data.validated_data["username"]
         with transaction.atomic():
-            user, created = User.objects.get_or_create(
-                username=data.validated_data["username"], defaults={"email": data.validated_data.get("email", "")}
-            )
-            if created and data.validated_data.get("password"):
-                user.set_password(data.validated_data["password"])
-                user.save(update_fields=["password"])
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                user = User(username=username, email=data.validated_data.get("email", ""))
+                user.full_clean(exclude=["password"])
+                if data.validated_data.get("password"):
+                    user.set_password(data.validated_data["password"])
+                else:
+                    user.set_unusable_password()
+                user.save()
+            elif user.is_staff or not data.validated_data.get("existing"):
+                # Never silently hand someone else's account (or an operator's) to a tenant.
+                return Response(
+                    {
+                        "username": [
+                            'That user name is taken; pick another, or send "existing": '
+                            "true to add an existing customer account."
+                        ]
+                    },
+                    status=409,
+                )
             services.tenant_member_add(tenant=tenant, user=user, by=request.user)
-        return Response({"username": user.username, "email": user.email}, status=status.HTTP_201_CREATED)
+        return Response({"username": user.username}, status=status.HTTP_201_CREATED)
 
 
-class NodeViewSet(viewsets.ModelViewSet):
+class NodeViewSet(Idempotent, viewsets.ModelViewSet):
     """Boards. State changes are POST actions on the board; reinstall answers 202 with the job."""
 
     serializer_class = s.NodeSerializer
@@ -232,7 +247,7 @@ class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
         return selectors.audit_log_list(user=self.request.user)
 
 
-class WebhookViewSet(viewsets.ModelViewSet):
+class WebhookViewSet(Idempotent, viewsets.ModelViewSet):
     """Endpoints that hear about events; each POST is signed (X-Pinet-Signature, see README)."""
 
     serializer_class = s.WebhookEndpointSerializer

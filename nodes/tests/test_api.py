@@ -292,3 +292,40 @@ def test_every_list_endpoint_by_role(actors, fleet, image, who):
         assert client.get(f"/api/v1/install-jobs/{job.pk}/").status_code == 404
         assert client.post(f"/api/v1/install-jobs/{job.pk}/cancel/").status_code == 404
         assert client.get("/api/v1/tenants/acme/").status_code == 404
+
+
+def test_tenant_users_never_take_over_existing_accounts(actors, operator, other_customer):
+    billing = actors["billing"]
+    taken = billing.post("/api/v1/tenants/acme/users/", {"username": "charlie"}, format="json")
+    assert taken.status_code == 409
+    staff = billing.post("/api/v1/tenants/acme/users/", {"username": "alice", "existing": True}, format="json")
+    assert staff.status_code == 409
+    added = billing.post("/api/v1/tenants/acme/users/", {"username": "charlie", "existing": True}, format="json")
+    assert added.status_code == 201 and "email" not in added.json()
+
+
+def test_idempotency_is_per_caller(actors, fleet, image, tenant):
+    from nodes.apikeys import api_key_revoke
+
+    key, row = api_key_create(name="temp", scope="operator")
+    first = _client(key).post(
+        "/api/v1/tenants/", {"name": "Oak", "slug": "oak"}, format="json", HTTP_IDEMPOTENCY_KEY="same"
+    )
+    assert first.status_code == 201
+    # Another caller with the same Idempotency-Key gets its own answer, not a replay.
+    other = actors["operator"].post(
+        "/api/v1/tenants/", {"name": "Oak", "slug": "oak"}, format="json", HTTP_IDEMPOTENCY_KEY="same"
+    )
+    assert other.status_code == 400 and "Idempotent-Replay" not in other
+    api_key_revoke(key=row)
+    assert (
+        _client(key)
+        .post("/api/v1/tenants/", {"name": "Oak", "slug": "oak"}, format="json", HTTP_IDEMPOTENCY_KEY="same")
+        .status_code
+        == 401
+    )
+
+
+def test_customers_do_not_see_image_sources(actors, image):
+    assert "source" not in actors["customer_a"].get(f"/api/v1/images/{image.pk}/").json()
+    assert actors["operator"].get(f"/api/v1/images/{image.pk}/").json()["source"] == "/x"

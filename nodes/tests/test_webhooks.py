@@ -39,6 +39,11 @@ class Receiver:
         self.server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def allow_loopback_receiver(settings):
+    settings.PINET_WEBHOOK_ALLOW_PRIVATE = True  # the test receiver listens on 127.0.0.1
+
+
 @pytest.fixture
 def billing():
     key, _ = api_key_create(name="billing", scope="billing")
@@ -100,3 +105,20 @@ def test_unknown_events_and_urls_are_refused(billing):
         "/api/v1/webhooks/", {"url": "ftp://x/", "secret": SECRET, "events": ["node.eaten"]}, format="json"
     )
     assert response.status_code == 400 and set(response.json()) == {"url", "events"}
+
+
+def test_internal_destinations_are_refused_by_default(billing, site, settings):
+    settings.PINET_WEBHOOK_ALLOW_PRIVATE = False
+    receiver = Receiver()
+    try:
+        billing.post(
+            "/api/v1/webhooks/", {"url": receiver.url, "secret": SECRET, "events": ["node.suspended"]}, format="json"
+        )
+        node = make_node(site=site, n=1)
+        billing.post(f"/api/v1/nodes/{node.pk}/suspend/")
+        delivery = WebhookDelivery.objects.get(event="node.suspended")
+        webhook_deliver(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert receiver.received == [] and "not a public address" in delivery.last_error
+    finally:
+        receiver.close()

@@ -3,14 +3,14 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pinet.api import IsOperator, ReadAnyWriteOperator
+from pinet.api import Idempotent, IsOperator, ReadAnyWriteOperator
 from provisioning import selectors, services
 from provisioning.models import ConfigRevision
 
 from .serializers import ConfigRevisionSerializer, InstallJobSerializer
 
 
-class InstallJobViewSet(viewsets.ReadOnlyModelViewSet):
+class InstallJobViewSet(Idempotent, viewsets.ReadOnlyModelViewSet):
     """Install jobs with their events; cancel is the only change."""
 
     serializer_class = InstallJobSerializer

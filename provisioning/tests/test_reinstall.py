@@ -53,6 +53,12 @@ def node(site, tenant):
     return make_node(site=site, n=1, tenant=tenant, state=NodeState.DEPLOYED)
 
 
+def _download(client, token) -> None:
+    response = client.get(f"/boot/{token}/image")
+    assert response.status_code == 200
+    b"".join(response.streaming_content)  # the board writes it all
+
+
 def _token(node) -> str:
     url = live_boot_urls(node.site)[node.pk]
     return url.split("/boot/")[1].split("/")[0]
@@ -133,6 +139,11 @@ def test_events_done_and_the_reboot_after(client, node, image):
     assert (job.status, job.stage, job.percent) == (InstallJobStatus.RUNNING, "writing", 45)
     assert JobEvent.objects.filter(job=job, stage="writing", percent=45).exists()
     assert client.post(f"/boot/{token}/events", "not json", content_type="application/json").status_code == 400
+    nan = client.post(f"/boot/{token}/events", '{"stage": "x", "percent": NaN}', content_type="application/json")
+    assert nan.status_code == 400
+    # "done" before the whole image went out is refused: a token alone cannot fake an install.
+    assert client.post(f"/boot/{token}/done").status_code == 409
+    _download(client, token)
     assert client.post(f"/boot/{token}/done").json()["status"] == "succeeded"
     node.refresh_from_db()
     job.refresh_from_db()
@@ -163,6 +174,7 @@ def test_token_misuse(client, node, site, image):
     assert client.get("/boot/not-a-token/").status_code == 404
     assert client.get(f"/boot/{token[:-1]}x/").status_code == 404
     # Each token is bound to its own job: finishing one leaves the other alive.
+    _download(client, other_token)
     client.post(f"/boot/{other_token}/done")
     assert client.get(f"/boot/{token}/").status_code == 200
     BootToken.objects.filter(job__node=node).update(expires_at=timezone.now() - timedelta(seconds=1))
@@ -195,9 +207,13 @@ def test_cancel_and_watchdog(node, site, image, operator):
 def test_ipxe_clients_get_scripts(client, site, image):
     pc = make_node(site=site, n=5, board_model="x86-uefi", mac="52:54:00:00:00:05")
     amd64 = OSImage.objects.create(name="debian", arch="amd64", source="/x", state="ready", artefact_path="/x")
-    assert client.get("/boot/ipxe/?mac=52-54-00-00-00-05&site=lab").content.decode().rstrip().endswith("exit")
+    board = {"REMOTE_ADDR": pc.ip}
+    assert client.get("/boot/ipxe/?mac=52-54-00-00-00-05&site=lab", **board).content.decode().rstrip().endswith("exit")
     node_request_reinstall(node=pc, image=amd64, by=None)
-    script = client.get("/boot/ipxe/?mac=52-54-00-00-00-05&site=lab").content.decode()
+    # Only the board itself (its reserved address) is handed the script with its token.
+    stranger = client.get("/boot/ipxe/?mac=52-54-00-00-00-05&site=lab", REMOTE_ADDR="192.0.2.77").content.decode()
+    assert "/boot/" not in stranger and stranger.rstrip().endswith("exit")
+    script = client.get("/boot/ipxe/?mac=52-54-00-00-00-05&site=lab", **board).content.decode()
     assert script.startswith("#!ipxe") and f"/boot/{_token(pc)}/?v=1&format=ipxe" in script
     installer_script = client.get(f"/boot/{_token(pc)}/", HTTP_USER_AGENT="iPXE/1.0.0+").content.decode()
     assert installer_script.startswith("#!ipxe")  # no installer image yet: it says so and exits
@@ -248,3 +264,19 @@ def test_boot_mode_cannot_change_under_a_running_install(node, image):
     node_request_reinstall(node=node, image=image, by=None)
     with pytest.raises(ValidationError, match="cancel that job first"):
         node_set_boot_mode(node=Node.objects.get(pk=node.pk), mode="netboot", by=None)
+
+
+def test_done_after_cancel_is_gone_not_an_error(client, node, image):
+    job = node_request_reinstall(node=node, image=image, by=None)
+    token = _token(node)
+    _download(client, token)
+    install_job_cancel(job=job, by=None)
+    assert client.post(f"/boot/{token}/done").status_code == 410
+
+
+def test_job_history_stays_with_the_tenant_it_was_for(node, image, other_customer, customer, other_tenant):
+    job = node_request_reinstall(node=node, image=image, by=None)
+    install_job_cancel(job=job, by=None)
+    Node.objects.filter(pk=node.pk).update(tenant=other_tenant)
+    assert list(InstallJob.objects.visible_to(customer)) == [job]
+    assert not InstallJob.objects.visible_to(other_customer).exists()
