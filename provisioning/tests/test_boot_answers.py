@@ -19,6 +19,7 @@ from provisioning.services import node_request_reinstall, site_config_apply
 from tests.factories import make_node
 from tests.tools import need_program
 
+from .labsite import start_dnsmasq
 from .netlab import netlab
 
 pytestmark = pytest.mark.django_db
@@ -103,15 +104,7 @@ def _site(lab, backend=DhcpBackend.DNSMASQ, **extra) -> Site:
 
 
 def _start_dnsmasq(lab, site):
-    result = site_config_apply(site=site)
-    assert result.status == "applied", result.summary()
-    conf = lab.path("config") / site.slug / "dnsmasq" / "dnsmasq.conf"
-    # A supervisor, as systemd's Restart=always is in production: pinet restarts dnsmasq by
-    # ending it. Teardown ends the whole session by the loop's pid.
-    loop = f"while :; do dnsmasq -k --log-facility=- -C {conf}; sleep 0.05; done"
-    proc = lab.start_daemon(lab.server_ns, ["sh", "-c", loop], lab.path("dnsmasq.log"))
-    lab.wait_for_text(lab.path("dnsmasq.log"), "sockets bound exclusively", proc=proc)
-    return proc
+    return start_dnsmasq(lab, site)
 
 
 def _dnsmasq_pid(lab, site) -> int:

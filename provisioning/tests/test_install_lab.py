@@ -9,12 +9,10 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from images.models import OSImage
 from nodes.choices import BootMode, NodeState
@@ -23,8 +21,9 @@ from provisioning.choices import InstallJobStatus
 from provisioning.models import InstallJob, JobEvent
 from provisioning.services import node_request_reinstall, site_config_apply
 from tests.factories import make_node
-from tests.tools import database_url, need, need_program
+from tests.tools import need_program
 
+from .labsite import start_dnsmasq, start_web
 from .netlab import netlab
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,23 +48,10 @@ APPLETS = (
 )
 
 
-def _wait_http(lab, url: str, proc, log: Path, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        done = lab.run_in(lab.server_ns, ["busybox", "wget", "-q", "-O", "/dev/null", url], capture_output=True)
-        if done.returncode == 0:
-            return
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.3)
-
-
 def test_pi_installs_through_pinet_and_then_boots_local(settings):
     need_program("dnsmasq", "dnsmasq-base")
     need_program("zstd", "zstd")
     busybox = need_program("busybox", "busybox-static")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    need(gunicorn.exists(), "gunicorn is not installed in this virtualenv")
     with netlab() as lab:
         data = lab.path("data")
         settings.PINET_CONFIG_ROOT, settings.PINET_TFTP_ROOT = data / "config", data / "tftp"
@@ -110,34 +96,9 @@ def test_pi_installs_through_pinet_and_then_boots_local(settings):
         )
         node = make_node(site=site, n=2, serial="9ffe0002", state=NodeState.DEPLOYED)
         job = node_request_reinstall(node=node, image=image, by=None)
-        assert site_config_apply(site=site).status == "applied"
-        conf = data / "config" / "lab" / "dnsmasq" / "dnsmasq.conf"
-        loop = f"while :; do dnsmasq -k --log-facility=- -C {conf}; sleep 0.05; done"
-        dnsmasq = lab.start_daemon(lab.server_ns, ["sh", "-c", loop], lab.path("dnsmasq.log"))
-        lab.wait_for_text(lab.path("dnsmasq.log"), "sockets bound exclusively", proc=dnsmasq)
-
-        env = {
-            "DJANGO_SETTINGS_MODULE": "pinet.settings",
-            "PINET_ENV": "embedded",
-            "DATABASE_URL": database_url(from_namespace=True),
-            "PINET_DATA_DIR": str(data),
-            "PINET_BOOT_URL_BASE": "http://192.0.2.1:8000",
-            # The token in option 224 is derived from the secret key: the server must share it.
-            "SECRET_KEY": django_settings.SECRET_KEY,
-            "ALLOWED_HOSTS": "192.0.2.1",
-            "PINET_CONFIG_ROOT": str(data / "config"),
-            "PINET_TFTP_ROOT": str(data / "tftp"),
-            # Web server and worker share the lab's own file-system broker, whatever CI configured.
-            "CELERY_BROKER_URL": "",
-        }
+        start_dnsmasq(lab, site)
         web_log = lab.path("gunicorn.log")
-        web = lab.start_daemon(
-            lab.server_ns,
-            [gunicorn, "pinet.wsgi", "-b", "192.0.2.1:8000", "-w", "2", "--chdir", str(django_settings.BASE_DIR)],
-            web_log,
-            env=env,
-        )
-        _wait_http(lab, "http://192.0.2.1:8000/healthz", web, web_log)
+        start_web(lab, data)
 
         # 1. The board's bootloader: PXE answer and the installer's files over TFTP.
         lab.set_client_mac(node.mac)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from images.models import OSImage
@@ -22,10 +20,11 @@ from nodes.choices import BootMode, NodeState
 from nodes.models import Node, Site
 from provisioning.choices import InstallJobStatus
 from provisioning.models import InstallJob, JobEvent
-from provisioning.services import node_request_reinstall, site_config_apply
+from provisioning.services import node_request_reinstall
 from tests.factories import make_node
-from tests.tools import database_url, need, need_program
+from tests.tools import need, need_program
 
+from .labsite import start_dnsmasq, start_web, start_worker
 from .netlab import netlab
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,7 +77,6 @@ def test_x86_vm_installs_through_pinet_and_boots_its_disk(settings, tmp_path):
         "Debian's iPXE ROMs for QEMU are missing (apt-get install ipxe-qemu)",
     )
     need(any(Path("/boot").glob("vmlinuz-*")), "no kernel for the installer (apt-get install linux-image-amd64)")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     with netlab() as lab:
         data = lab.path("data")
         for d in (data, data / "images"):
@@ -114,50 +112,9 @@ def test_x86_vm_installs_through_pinet_and_boots_its_disk(settings, tmp_path):
         )
         node = make_node(site=site, n=20, mac=VM_MAC, board_model="x86-bios", state=NodeState.DEPLOYED)
         job = node_request_reinstall(node=node, image=image, by=None)
-        assert site_config_apply(site=site).status == "applied"
-        conf = data / "config" / "lab" / "dnsmasq" / "dnsmasq.conf"
-        loop = f"while :; do dnsmasq -k --log-facility=- -C {conf}; sleep 0.05; done"
-        dnsmasq = lab.start_daemon(lab.server_ns, ["sh", "-c", loop], lab.path("dnsmasq.log"))
-        lab.wait_for_text(lab.path("dnsmasq.log"), "sockets bound exclusively", proc=dnsmasq)
-
-        env = {
-            "DJANGO_SETTINGS_MODULE": "pinet.settings",
-            "PINET_ENV": "embedded",
-            "DATABASE_URL": database_url(from_namespace=True),
-            "PINET_DATA_DIR": str(data),
-            "PINET_BOOT_URL_BASE": "http://192.0.2.1:8000",
-            "SECRET_KEY": django_settings.SECRET_KEY,
-            "ALLOWED_HOSTS": "192.0.2.1",
-            "PINET_CONFIG_ROOT": str(data / "config"),
-            "PINET_TFTP_ROOT": str(data / "tftp"),
-            # Web server and worker share the lab's own file-system broker, whatever CI configured.
-            "CELERY_BROKER_URL": "",
-        }
-        web = [gunicorn, "pinet.wsgi", "-b", "192.0.2.1:8000", "-w", "2", "--chdir", str(django_settings.BASE_DIR)]
-        lab.start_daemon(lab.server_ns, web, lab.path("gunicorn.log"), env=env)
-        # The site's worker: applies the configuration when the install ends.
-        lab.start_daemon(
-            lab.server_ns,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pinet",
-                "worker",
-                "-Q",
-                "site.lab,default",
-                "--pool",
-                "solo",
-                "-l",
-                "info",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            lab.path("worker.log"),
-            env=env,
-        )
+        start_dnsmasq(lab, site)
+        start_web(lab, data)
+        start_worker(lab, data, "site.lab,default")  # applies the configuration when the install ends
 
         # The VM's network: a TAP on a bridge with the client end of the lab's veth pair.
         for argv in (
