@@ -60,3 +60,37 @@ def node_jobs(*, user, node):
     from provisioning.models import InstallJob
 
     return InstallJob.objects.visible_to(user).filter(node=node).select_related("image").prefetch_related("events")
+
+
+def operator_overview(*, user) -> dict:
+    """What an operator checks first: installs running, recent failures, each site's config."""
+    from provisioning.models import ConfigRevision, InstallJob
+
+    if not (user and user.is_authenticated and user.is_staff):
+        return {}
+    running = InstallJob.objects.filter(status__in=["pending", "running"]).select_related("node", "image")[:20]
+    failed = InstallJob.objects.filter(status="failed").select_related("node", "image").order_by("-finished_at")[:5]
+    from django.db.models import OuterRef, Q, Subquery
+
+    last = ConfigRevision.objects.filter(site=OuterRef("pk")).order_by("-created", "-pk")
+    rows = Site.objects.annotate(
+        discovered=Count("nodes", filter=Q(nodes__state="discovered")),
+        revision_status=Subquery(last.values("status")[:1]),
+        revision_created=Subquery(last.values("created")[:1]),
+        revision_output=Subquery(last.values("validator_output")[:1]),
+    )
+    sites = [
+        {
+            "site": site,
+            "discovered": site.discovered,
+            "revision": {
+                "status": site.revision_status,
+                "created": site.revision_created,
+                "validator_output": site.revision_output,
+            }
+            if site.revision_status
+            else None,
+        }
+        for site in rows
+    ]
+    return {"running": list(running), "failed": list(failed), "sites": sites}

@@ -26,6 +26,7 @@ def dashboard(request):
             "page": page,
             "state_counts": selectors.node_state_counts(user=request.user),
             "tenants": selectors.tenant_list(user=request.user),
+            "overview": selectors.operator_overview(user=request.user),
         },
     )
 

@@ -42,7 +42,8 @@ def test_dashboard_queries_do_not_grow_with_the_fleet(client, site, tenant, oper
     for n in range(1, 40):
         make_node(site=site, n=n, tenant=tenant)
     client.force_login(operator)
-    with django_assert_max_num_queries(8):
+    # Fixed whatever the fleet size: session, user, counts, page, overview (jobs, failures, sites).
+    with django_assert_max_num_queries(12):
         assert client.get(reverse("dashboard")).status_code == 200
 
 
@@ -61,3 +62,30 @@ def test_dashboard_filters_like_the_api(client, site, tenant, operator):
     client.force_login(operator)
     body = client.get(reverse("dashboard"), {"tenant": "acme"}).content.decode()
     assert "rented" in body and "spare" not in body
+
+
+def test_operator_overview_shows_running_installs_and_rejected_configs(client, site, operator):
+    from images.models import OSImage
+    from provisioning.models import ConfigRevision
+    from provisioning.services import node_request_reinstall
+
+    node = make_node(site=site, n=1, state="deployed")
+    image = OSImage.objects.create(name="raspios", arch="arm64", source="/x", state="ready", artefact_path="/x")
+    node_request_reinstall(node=node, image=image, by=None)
+    ConfigRevision.objects.create(
+        site=site,
+        backend="dnsmasq",
+        sha256="",
+        content="",
+        status="rejected",
+        validator_output="bad dhcp-range at line 9",
+    )
+    client.force_login(operator)
+    body = client.get(reverse("dashboard")).content.decode()
+    assert "Installs running" in body and "pi-1" in body and "bad dhcp-range at line 9" in body
+
+
+def test_customers_get_no_operator_overview(client, site, tenant, customer):
+    make_node(site=site, n=1, tenant=tenant)
+    client.force_login(customer)
+    assert "Installs running" not in client.get(reverse("dashboard")).content.decode()
