@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("status/", include("provisioning.urls")),
+    path("images/", include("images.urls")),
     path("boot/", include("provisioning.boot_urls")),
     path("api/", include("pinet.api_urls")),
     path("", include("nodes.urls")),

@@ -139,6 +139,7 @@ def test_operator_pages_render(browser, live_server, django_user_model):
     _login(page, live_server.url, "admin", "pw-admin-123456")
     for name, path in (
         ("operator-fleet", "/"),
+        ("operator-images", "/images/"),
         ("operator-status", "/status/"),
         ("operator-admin", "/admin/"),
         ("operator-api-docs", "/api/docs/"),
