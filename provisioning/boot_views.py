@@ -3,6 +3,7 @@ credential. An unknown token is a 404 and learns nothing; an expired or revoked 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -48,6 +49,20 @@ def _token(request, token: str) -> BootToken | JsonResponse:
         return _gone()
 
 
+def with_token(view):
+    """Resolve the boot token in the URL before the view: an unknown one is a 404, an expired
+    or revoked one a 410, a flood a 429; the view gets the live token row."""
+
+    @functools.wraps(view)
+    def wrapper(request, token: str, **kwargs):
+        row = _token(request, token)
+        if isinstance(row, JsonResponse):
+            return row
+        return view(request, row, token=token, **kwargs)
+
+    return wrapper
+
+
 def _url(request, token: str, name: str = "") -> str:
     return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/{name}"
 
@@ -58,11 +73,9 @@ def _wants_ipxe(request) -> bool:
 
 @csrf_exempt
 @require_GET
-def plan(request, token: str):
+@with_token
+def plan(request, row: BootToken, token: str):
     """What to install where: the installer's first call."""
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
     job, node = row.job, row.job.node
     if _wants_ipxe(request):
         return HttpResponse(
@@ -90,11 +103,9 @@ def _open_range(request, path: Path):
 
 @csrf_exempt
 @require_http_methods(["GET", "HEAD"])
-def image(request, token: str):
+@with_token
+def image(request, row: BootToken, token: str):
     """The install artefact, streamed, with Range so an interrupted download resumes."""
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
     path = Path(row.job.image.artefact_path or "")
     if not path.is_file():
         return JsonResponse({"error": "The image's install artefact is missing on the server."}, status=503)
@@ -151,20 +162,16 @@ def image(request, token: str):
 
 @csrf_exempt
 @require_GET
-def netplan(request, token: str):
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
+@with_token
+def netplan(request, row: BootToken, token: str):
     return HttpResponse(selectors.netplan_yaml(node=row.job.node), content_type="text/yaml")
 
 
 @csrf_exempt
 @require_GET
-def installer_file(request, token: str, name: str):
+@with_token
+def installer_file(request, row: BootToken, token: str, name: str):
     """Kernel and initramfs of the installer image, for iPXE's script."""
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
     installer = selectors.installer_for(node=row.job.node)
     if installer is None or not INSTALLER_FILES.match(name):
         raise Http404
@@ -188,11 +195,9 @@ def _body(request) -> dict:
 
 @csrf_exempt
 @require_POST
-def events(request, token: str):
+@with_token
+def events(request, row: BootToken, token: str):
     """Progress from the installer: {"stage": "...", "percent": 0-100, "message": "..."}."""
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
     try:
         data = _body(request)
         stage = str(data.get("stage") or "").strip()
@@ -211,11 +216,9 @@ def events(request, token: str):
 
 @csrf_exempt
 @require_POST
-def done(request, token: str):
+@with_token
+def done(request, row: BootToken, token: str):
     """The image is written: the node boots from its own storage from now on."""
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
     if not InstallJob.objects.filter(pk=row.job_id, artefact_served=True).exists():
         return JsonResponse(
             {"error": "The image has not been sent in full yet; fetch it before reporting done."}, status=409
@@ -229,10 +232,8 @@ def done(request, token: str):
 
 @csrf_exempt
 @require_POST
-def failed(request, token: str):
-    row = _token(request, token)
-    if isinstance(row, JsonResponse):
-        return row
+@with_token
+def failed(request, row: BootToken, token: str):
     try:
         data = _body(request)
     except ValidationError:

@@ -348,10 +348,8 @@ def site_config_render(*, site: Site, out_dir: Path, backend: str | None = None)
     _ensure_dirs(snap)
     sync_tree(Path(backend.directory(snap.paths)), files)
     written.update({f"{Path(backend.directory(snap.paths)).name}/{k}": v for k, v in files.items()})
-    if snap.backend == DhcpBackend.KEA:
-        tftp_conf = {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)}
-        sync_tree(Path(snap.paths.dnsmasq_dir), tftp_conf)
-        written["dnsmasq/dnsmasq.conf"] = tftp_conf["dnsmasq.conf"]
+    if _write_tftp_companion(snap):
+        written["dnsmasq/dnsmasq.conf"] = (Path(snap.paths.dnsmasq_dir) / "dnsmasq.conf").read_text()
     exports = nfs.render(snap)
     sync_tree(Path(snap.paths.exports_dir), exports)
     written.update({f"exports/{k}": v for k, v in exports.items()})
@@ -384,11 +382,18 @@ def _apply_tftp(snap: SiteSnapshot) -> set[str]:
     return changed
 
 
+def _write_tftp_companion(snap: SiteSnapshot) -> set[str] | None:
+    """A Kea site's TFTP server is a dnsmasq serving only TFTP: write its file (None: not Kea)."""
+    if snap.backend != DhcpBackend.KEA:
+        return None
+    return sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
+
+
 def _apply_companions(snap: SiteSnapshot) -> set[str]:
     """The daemons beside the DHCP backend: for a Kea site, dnsmasq serving only TFTP; for a
     site that left Kea, the Kea it left, which must stop answering."""
     if snap.backend == DhcpBackend.KEA:
-        return sync_tree(Path(snap.paths.dnsmasq_dir), {"dnsmasq.conf": rendering_dnsmasq.tftp_only(snap)})
+        return _write_tftp_companion(snap)
     socket_path = Path(snap.paths.kea_dir) / "kea4.sock"
     if socket_path.exists():
         try:
@@ -396,6 +401,23 @@ def _apply_companions(snap: SiteSnapshot) -> set[str]:
         except OSError:
             pass  # not running: nothing to stop
     return set()
+
+
+def _reject(
+    result: ApplyResult, *, site: Site, by, error: str, output: str, sha256: str = "", content: str = ""
+) -> ApplyResult:
+    """Record a configuration that was refused (by pinet or by the daemon); the live one stays."""
+    result.status, result.error = "rejected", error
+    result.revision = ConfigRevision.objects.create(
+        site=site,
+        backend=result.backend,
+        sha256=sha256,
+        content=content,
+        status=RevisionStatus.REJECTED,
+        validator_output=output,
+    )
+    audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": error[:2000]})
+    return result
 
 
 def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> ApplyResult:
@@ -411,17 +433,7 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
             exports = nfs.render(snap)
         except ConfigRenderError as exc:
             # Data that cannot be written safely: refuse like the daemon would, keep the live one.
-            result.status, result.error = "rejected", str(exc)
-            result.revision = ConfigRevision.objects.create(
-                site=site,
-                backend=snap.backend,
-                sha256="",
-                content="",
-                status=RevisionStatus.REJECTED,
-                validator_output=f"pinet: {exc}",
-            )
-            audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": str(exc)})
-            return result
+            return _reject(result, site=site, by=by, error=str(exc), output=f"pinet: {exc}")
         bundle = {
             **{f"{snap.backend}/{k}": v for k, v in files.items()},
             **{f"exports/{k}": v for k, v in exports.items()},
@@ -430,17 +442,15 @@ def site_config_apply(*, site: Site, by: AbstractBaseUser | None = None) -> Appl
         try:
             backend.validate(snap, files)
         except ConfigInvalid as exc:
-            result.status, result.error = "rejected", exc.output
-            result.revision = ConfigRevision.objects.create(
+            return _reject(
+                result,
                 site=site,
-                backend=snap.backend,
+                by=by,
+                error=exc.output,
+                output=exc.output,
                 sha256=digest,
                 content=bundle_text(bundle),
-                status=RevisionStatus.REJECTED,
-                validator_output=exc.output,
             )
-            audit_log_write(actor=by, action="site.config_rejected", obj=site, data={"error": exc.output[:2000]})
-            return result
         # The TFTP tree and the exports first: if either fails, the daemon is not told yet.
         try:
             tftp_changed = _apply_tftp(snap)
