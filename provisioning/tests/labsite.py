@@ -83,3 +83,26 @@ def start_worker(lab, data: Path, queues: str) -> subprocess.Popen:
         "--without-heartbeat",
     ]
     return lab.start_daemon(lab.server_ns, argv, lab.path("worker.log"), env=server_env(data))
+
+
+def installable_image(data: Path, raw: bytes, *, name: str, arch: str):
+    """A ready OS image whose install artefact is ``raw`` compressed with zstd, as an import makes it."""
+    import hashlib
+
+    from images.models import OSImage
+
+    disk = data / "images" / f"{name}.img"
+    disk.parent.mkdir(parents=True, exist_ok=True)
+    disk.write_bytes(raw)
+    artefact = disk.with_name(disk.name + ".zst")
+    subprocess.run(["zstd", "-q", "-f", str(disk), "-o", str(artefact)], check=True)
+    return OSImage.objects.create(
+        name=name,
+        arch=arch,
+        source="/x",
+        state="ready",
+        artefact_path=str(artefact),
+        artefact_sha256=hashlib.sha256(artefact.read_bytes()).hexdigest(),
+        artefact_size=artefact.stat().st_size,
+        image_size=len(raw),
+    )

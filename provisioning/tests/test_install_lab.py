@@ -5,10 +5,8 @@ writing a file-backed SD card. Afterwards the board is answered as a local boot.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from provisioning.services import node_request_reinstall, site_config_apply
 from tests.factories import make_node
 from tests.tools import need_program
 
-from .labsite import start_dnsmasq, start_web
+from .labsite import installable_image, start_dnsmasq, start_web
 from .netlab import netlab
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,19 +61,7 @@ def test_pi_installs_through_pinet_and_then_boots_local(settings):
 
         # The OS image: a small "disk" and its zstd install artefact.
         raw = os.urandom(1 << 20) + bytes(2 << 20) + b"PINET-INSTALLED-DISK" + os.urandom(4096)
-        (data / "images" / "disk.img").write_bytes(raw)
-        artefact = data / "images" / "disk.img.zst"
-        subprocess.run(["zstd", "-q", "-f", str(data / "images" / "disk.img"), "-o", str(artefact)], check=True)
-        image = OSImage.objects.create(
-            name="raspios",
-            arch="arm64",
-            source="/x",
-            state="ready",
-            artefact_path=str(artefact),
-            artefact_sha256=hashlib.sha256(artefact.read_bytes()).hexdigest(),
-            artefact_size=artefact.stat().st_size,
-            image_size=len(raw),
-        )
+        image = installable_image(data, raw, name="raspios", arch="arm64")
         (data / "installer" / "start4.elf").write_bytes(b"pinet installer start4.elf")
         OSImage.objects.create(
             name="pinet-installer",

@@ -6,16 +6,13 @@ prints a marker on the serial console."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from images.models import OSImage
 from nodes.choices import BootMode, NodeState
 from nodes.models import Node, Site
 from provisioning.choices import InstallJobStatus
@@ -24,7 +21,7 @@ from provisioning.services import node_request_reinstall
 from tests.factories import make_node
 from tests.tools import need, need_program
 
-from .labsite import start_dnsmasq, start_web, start_worker
+from .labsite import installable_image, start_dnsmasq, start_web, start_worker
 from .netlab import netlab
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,19 +85,7 @@ def test_x86_vm_installs_through_pinet_and_boots_its_disk(settings, tmp_path):
 
         call_command("pinet_build_installer", "--out", str(data / "installer"), "--register", "pinet-installer")
         raw = marker_disk()
-        (data / "images" / "disk.img").write_bytes(raw)
-        artefact = data / "images" / "disk.img.zst"
-        subprocess.run(["zstd", "-q", "-f", str(data / "images" / "disk.img"), "-o", str(artefact)], check=True)
-        image = OSImage.objects.create(
-            name="marker-os",
-            arch="amd64",
-            source="/x",
-            state="ready",
-            artefact_path=str(artefact),
-            artefact_sha256=hashlib.sha256(artefact.read_bytes()).hexdigest(),
-            artefact_size=artefact.stat().st_size,
-            image_size=len(raw),
-        )
+        image = installable_image(data, raw, name="marker-os", arch="amd64")
         site = Site.objects.create(
             name="Lab",
             slug="lab",
