@@ -4,7 +4,7 @@ import django_filters
 from django.db.models import Q
 
 from .choices import BoardModel, BootMode, NodeState
-from .models import Node
+from .models import AuditLog, Node
 from .validators import normalize_mac
 
 
@@ -28,3 +28,16 @@ class NodeFilterSet(django_filters.FilterSet):
         except Exception:  # not a MAC: the other fields still match
             condition |= Q(mac__icontains=value.lower())
         return queryset.filter(condition)
+
+
+class AuditLogFilterSet(django_filters.FilterSet):
+    action = django_filters.CharFilter(field_name="action", lookup_expr="startswith", label="Action (prefix)")
+    actor = django_filters.CharFilter(field_name="actor_label", lookup_expr="icontains")
+    object_type = django_filters.CharFilter()
+    object_id = django_filters.CharFilter()
+    q = django_filters.CharFilter(field_name="object_repr", lookup_expr="icontains", label="Object name")
+    since = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+
+    class Meta:
+        model = AuditLog
+        fields = ["action", "actor", "object_type", "object_id", "q", "since"]

@@ -56,6 +56,16 @@ def installable_images(*, user, node) -> list:
     return [image for image in images if arch_fits(node, image) and image.artefact_path]
 
 
+def bulk_images(*, user) -> list:
+    """Ready OS images with an install artefact (the bulk reinstall offers these; the
+    reinstall service still checks each board's architecture)."""
+    from images.choices import ImageKind, ImageState
+    from images.models import OSImage
+
+    images = OSImage.objects.visible_to(user).filter(state=ImageState.READY, kind=ImageKind.OS)
+    return [image for image in images.order_by("name", "-version") if image.artefact_path]
+
+
 def node_jobs(*, user, node):
     from provisioning.models import InstallJob
 
@@ -73,7 +83,9 @@ def operator_overview(*, user) -> dict:
     from django.db.models import OuterRef, Q, Subquery
 
     last = ConfigRevision.objects.filter(site=OuterRef("pk")).order_by("-created", "-pk")
+    per_state = {f"n_{state}": Count("nodes", filter=Q(nodes__state=state)) for state in NodeState.values}
     rows = Site.objects.annotate(
+        **per_state,
         discovered=Count("nodes", filter=Q(nodes__state="discovered")),
         revision_status=Subquery(last.values("status")[:1]),
         revision_created=Subquery(last.values("created")[:1]),
@@ -83,6 +95,7 @@ def operator_overview(*, user) -> dict:
         {
             "site": site,
             "discovered": site.discovered,
+            "states": {state: getattr(site, f"n_{state}") for state in NodeState.values},
             "revision": {
                 "status": site.revision_status,
                 "created": site.revision_created,

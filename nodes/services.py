@@ -4,6 +4,7 @@ entry in one transaction, and turns a database rule violation into a ValidationE
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -11,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from pinet.lifecycle import transition
+from pinet.lifecycle import InvalidTransition, transition
 
 from .choices import NODE_TRANSITIONS, BootMode, NodeState
 from .dbrules import RULE_MESSAGES
@@ -302,3 +303,57 @@ def node_transition(*, node: Node, to: str, by: AbstractBaseUser | None, reason:
     if to == NodeState.SUSPENDED:
         _emit("node.suspended", node)
     return node
+
+
+# Bulk actions from the fleet table. Each board succeeds or fails on its own (its own
+# transaction, its own audit row): one refused board must not undo the other ninety-nine.
+BULK_ACTIONS = ("boot_mode", "reinstall", "assign", "release")
+BULK_MAX = 500
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    done: tuple[str, ...]  # host names
+    refused: tuple[tuple[str, str], ...]  # (host name, why)
+
+
+def node_bulk_action(
+    *,
+    nodes: list[Node],
+    action: str,
+    by: AbstractBaseUser | None,
+    boot_mode: str = "",
+    image: Any = None,
+    tenant: Tenant | None = None,
+) -> BulkOutcome:
+    """Apply one operator action to many boards through the single-board services."""
+    from provisioning.services import node_request_reinstall
+
+    if action not in BULK_ACTIONS:
+        raise ValidationError({"action": f"{action!r} is not a bulk action: use one of {', '.join(BULK_ACTIONS)}."})
+    if not nodes:
+        raise ValidationError("Select at least one board.")
+    if len(nodes) > BULK_MAX:
+        raise ValidationError(f"At most {BULK_MAX} boards at once; narrow the filter.")
+    if action == "reinstall" and image is None:
+        raise ValidationError({"image": "Pick the image to install."})
+    if action == "assign" and tenant is None:
+        raise ValidationError({"tenant": "Pick the tenant to assign the boards to."})
+    done, refused = [], []
+    for node in nodes:
+        try:
+            if action == "boot_mode":
+                node_set_boot_mode(node=node, mode=boot_mode, by=by)
+            elif action == "reinstall":
+                node_request_reinstall(node=node, image=image, by=by)
+            elif action == "assign":
+                node_update(node=node, by=by, tenant=tenant)
+            else:
+                node_update(node=node, by=by, tenant=None)
+        except ValidationError as exc:
+            refused.append((node.hostname, " ".join(exc.messages)))
+        except InvalidTransition as exc:
+            refused.append((node.hostname, f"it changed meanwhile ({exc})"))
+        else:
+            done.append(node.hostname)
+    return BulkOutcome(done=tuple(done), refused=tuple(refused))

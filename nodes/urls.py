@@ -4,6 +4,8 @@ from . import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("nodes/bulk", views.node_bulk, name="node-bulk"),
+    path("audit/", views.audit_log, name="audit-log"),
     path("nodes/<int:pk>/", views.node_detail, name="node-detail"),
     path("nodes/<int:pk>/progress", views.node_progress, name="node-progress"),
     path("nodes/<int:pk>/boot-mode", views.node_boot_mode, name="node-boot-mode"),

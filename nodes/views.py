@@ -4,12 +4,14 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from pinet.lifecycle import InvalidTransition
+from provisioning.selectors import node_boot_config
 
 from . import selectors, services
-from .filtersets import NodeFilterSet
+from .filtersets import AuditLogFilterSet, NodeFilterSet
 from .models import Node
 
 
@@ -17,18 +19,81 @@ from .models import Node
 def dashboard(request):
     """Fleet overview: operators see every node, customers only their tenants' boards."""
     # The same FilterSet as the API: ?site=&tenant=&state=&boot_mode=&board_model=&q=
-    nodes = NodeFilterSet(request.GET, queryset=selectors.node_list(user=request.user)).qs
-    page = Paginator(nodes, 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "nodes/dashboard.html",
-        {
-            "page": page,
-            "state_counts": selectors.node_state_counts(user=request.user),
-            "tenants": selectors.tenant_list(user=request.user),
-            "overview": selectors.operator_overview(user=request.user),
-        },
-    )
+    filters = NodeFilterSet(request.GET, queryset=selectors.node_list(user=request.user))
+    if not filters.is_valid():
+        messages.error(request, "Ignored a filter that does not exist: " + _form_errors(filters.errors))
+        filters = NodeFilterSet({}, queryset=selectors.node_list(user=request.user))
+    page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "filters": filters.form,
+        "query": query.urlencode(),
+        "state_counts": selectors.node_state_counts(user=request.user),
+        "tenants": selectors.tenant_list(user=request.user),
+        "overview": selectors.operator_overview(user=request.user),
+    }
+    if request.user.is_staff:
+        context["sites"] = selectors.site_list(user=request.user)
+        context["bulk_images"] = selectors.bulk_images(user=request.user)
+    return render(request, "nodes/dashboard.html", context)
+
+
+def _form_errors(errors) -> str:
+    return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+
+
+@login_required
+@require_POST
+def node_bulk(request):
+    """Operators: one action on the boards ticked in the fleet table."""
+    back = redirect(f"{reverse('dashboard')}?{request.POST.get('query', '')}")
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    ids = [int(i) for i in request.POST.getlist("node") if i.isdigit()]
+    nodes = list(selectors.node_list(user=request.user).filter(pk__in=ids[: services.BULK_MAX + 1]))
+    action = request.POST.get("action", "")
+    image = tenant = None
+    if action == "reinstall":
+        wanted = request.POST.get("image")
+        image = next((i for i in selectors.bulk_images(user=request.user) if str(i.pk) == wanted), None)
+        if request.POST.get("confirm", "").strip() != str(len(nodes)):
+            messages.error(
+                request, f"Type the number of boards ticked ({len(nodes)}) to confirm: a reinstall erases them."
+            )
+            return back
+    if action == "assign":
+        tenant = selectors.tenant_list(user=request.user).filter(slug=request.POST.get("tenant", "")).first()
+    try:
+        outcome = services.node_bulk_action(
+            nodes=nodes,
+            action=action,
+            by=request.user,
+            boot_mode=request.POST.get("boot_mode", ""),
+            image=image,
+            tenant=tenant,
+        )
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+        return back
+    if outcome.done:
+        names = ", ".join(outcome.done[:20]) + (", …" if len(outcome.done) > 20 else "")
+        messages.success(request, f"{BULK_DONE[action]} on {len(outcome.done)} board(s): {names}.")
+    for hostname, why in outcome.refused[:20]:
+        messages.error(request, f"{hostname}: {why}")
+    if len(outcome.refused) > 20:
+        messages.error(request, f"… and {len(outcome.refused) - 20} more refused.")
+    return back
+
+
+BULK_DONE = {
+    "boot_mode": "Boot mode changed",
+    "reinstall": "Reinstall started (each begins when its board reboots)",
+    "assign": "Tenant assigned",
+    "release": "Released from their tenant",
+}
+PAGE_SIZE = 50
 
 
 def _node(request, pk: int) -> Node:
@@ -56,6 +121,8 @@ def node_detail(request, pk: int):
             "jobs": jobs,
             "active": next((j for j in jobs if j.is_active), None),
             "images": selectors.installable_images(user=request.user, node=node),
+            # The whole site's configuration is operators' business; a customer sees how it boots.
+            "boot_config": node_boot_config(node=node) if request.user.is_staff else None,
         },
     )
 
@@ -136,3 +203,20 @@ def job_cancel(request, pk: int, job_id: int):
     else:
         messages.success(request, f"Job {job.pk} cancelled; {node.hostname} boots as before.")
     return redirect("node-detail", pk=node.pk)
+
+
+@login_required
+@require_GET
+def audit_log(request):
+    """Operators: who did what, newest first, filterable like the API's /api/audit-log/."""
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    entries = selectors.audit_log_list(user=request.user)
+    filters = AuditLogFilterSet(request.GET, queryset=entries)
+    if not filters.is_valid():
+        messages.error(request, "Ignored a filter it could not read: " + _form_errors(filters.errors))
+        filters = AuditLogFilterSet({}, queryset=entries)
+    page = Paginator(filters.qs, 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "nodes/audit_log.html", {"page": page, "filters": filters.form, "query": query.urlencode()})

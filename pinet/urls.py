@@ -10,7 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", views.healthz, name="healthz"),
-    path("status/", include("provisioning.urls")),
+    path("", include("provisioning.urls")),
     path("images/", include("images.urls")),
     path("boot/", include("provisioning.boot_urls")),
     path("api/", include("pinet.api_urls")),

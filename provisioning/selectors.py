@@ -11,12 +11,34 @@ from nodes.choices import RASPBERRY_PI_MODELS, BoardModel, BootMode, NodeState
 from nodes.models import Node, Site
 
 from .choices import ACTIVE
-from .models import BootToken, InstallJob, WorkerCheck
+from .models import BootToken, ConfigRevision, InstallJob, WorkerCheck
 from .rendering.snapshot import ANSWER_INSTALL, ANSWER_LOCAL, ANSWER_NETBOOT, HostSnapshot, Paths, SiteSnapshot
 
 
 def install_job_list(*, user) -> QuerySet[InstallJob]:
     return InstallJob.objects.visible_to(user).select_related("node", "image", "requested_by")
+
+
+def config_revision_list(*, user) -> QuerySet[ConfigRevision]:
+    """Operators only: a revision holds the whole site's configuration, every tenant's boards."""
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        return ConfigRevision.objects.none()
+    return ConfigRevision.objects.select_related("site")
+
+
+def diff_lines(diff: str, limit: int = 4000) -> list[tuple[str, str]]:
+    """A unified diff as (kind, line) for the page: add, del, hunk or same."""
+    rows = []
+    for line in diff.splitlines()[:limit]:
+        if line.startswith(("+++", "---", "@@")):
+            rows.append(("hunk", line))
+        elif line.startswith("+"):
+            rows.append(("add", line))
+        elif line.startswith("-"):
+            rows.append(("del", line))
+        else:
+            rows.append(("same", line))
+    return rows
 
 
 def worker_check_get(*, user, pk: int) -> WorkerCheck:
@@ -71,14 +93,19 @@ def live_boot_urls(site) -> dict[int, str]:
     return {row.job.node_id: boot_url(boot_token_value(row=row)) for row in rows}
 
 
-def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = None) -> SiteSnapshot:
-    """Everything the renderers need, read in a fixed number of queries whatever the fleet size."""
+def site_snapshot(
+    site, *, out_dir: Path | None = None, backend: str | None = None, node_ids: list[int] | None = None
+) -> SiteSnapshot:
+    """Everything the renderers need, read in a fixed number of queries whatever the fleet size.
+    ``node_ids`` narrows the hosts (a board's page shows its own part of the configuration)."""
     site = Site.objects.get(pk=site.pk)
     paths = site_paths(site, out_dir)
     # Plain rows, not model instances: at 10k nodes building objects costs more than the query.
+    nodes = Node.objects.filter(site=site)
+    if node_ids is not None:
+        nodes = nodes.filter(pk__in=node_ids)
     nodes = (
-        Node.objects.filter(site=site)
-        .exclude(state=NodeState.DISCOVERED)
+        nodes.exclude(state=NodeState.DISCOVERED)
         .order_by("mac")
         .values_list(
             "pk",
@@ -184,6 +211,42 @@ def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = No
         hosts=tuple(hosts),
         notes=tuple(notes),
     )
+
+
+def node_boot_config(*, node) -> dict:
+    """What the boot server answers this board, rendered by the same pure functions as the
+    site apply (operators' board page). The boot token in option 224 is masked."""
+    import json
+    import re
+    from dataclasses import replace
+
+    from .files import read_boot_dir
+    from .rendering import ConfigRenderError, dnsmasq, kea, tftp
+
+    snap = site_snapshot(node.site, node_ids=[node.pk])
+    host = next((h for h in snap.hosts if h.node_id == node.pk), None)
+    if host is None:
+        return {"backend": snap.backend, "answer": "", "notes": list(snap.notes), "dhcp": [], "tftp": []}
+    host = replace(host, boot_url=re.sub(r"/boot/[^/?]+/", "/boot/<token>/", host.boot_url))
+    dhcp: list[tuple[str, str]] = []
+    try:
+        if snap.backend == "kea":
+            dhcp.append(("Kea reservation", json.dumps(kea.reservation(host, snap), indent=2, sort_keys=True)))
+        elif not (snap.backend == dnsmasq.PROXY and host.answer == ANSWER_LOCAL):
+            dhcp.append((f"{snap.paths.hostsdir}/{host.mac_dashed}", dnsmasq.host_line(host, snap)))
+            options = dnsmasq.option_lines(host, snap)
+            if options:
+                dhcp.append((f"{snap.paths.optsdir}/{host.mac_dashed}", "\n".join(options)))
+        entry = tftp.node_dir(host, snap, *read_boot_dir(host.boot_dir)) if host.boot_dir else None
+    except ConfigRenderError as exc:
+        return {"backend": snap.backend, "answer": host.answer, "notes": [str(exc)], "dhcp": dhcp, "tftp": []}
+    files = []
+    if entry is not None:
+        files = [(name, content) for name, content in entry.files]
+        files.append(("boot files", ", ".join(name for name, target in entry.links if target != ".")))
+        files.append(("reached as", ", ".join(f"{alias}/" for alias in entry.aliases)))
+    notes = [n for n in snap.notes if n.startswith(f"{host.hostname}:")]
+    return {"backend": snap.backend, "answer": host.answer, "notes": notes, "dhcp": dhcp, "tftp": files}
 
 
 # --- What installers are told ------------------------------------------------------------------

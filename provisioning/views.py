@@ -1,15 +1,20 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
 from django.core import checks
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from nodes.selectors import site_queue_names
+from nodes.selectors import site_list, site_queue_names
+from pinet.lifecycle import InvalidTransition
 
 from . import selectors, services
+from .filtersets import ConfigRevisionFilterSet, InstallJobFilterSet
 from .models import WorkerCheck
 
 
@@ -73,3 +78,75 @@ def worker_check_detail(request, pk: int):
     except WorkerCheck.DoesNotExist:
         raise Http404("No such worker check.") from None
     return JsonResponse(_check_json(check))
+
+
+# --- Jobs and configuration revisions (panel pages) ----------------------------------------
+
+
+def _page(request, queryset, size: int = 50):
+    query = request.GET.copy()
+    query.pop("page", None)
+    return Paginator(queryset, size).get_page(request.GET.get("page")), query.urlencode()
+
+
+@login_required
+@require_GET
+def job_list(request):
+    """Install jobs, live: operators see all, customers their tenants' boards' jobs."""
+    filters = InstallJobFilterSet(request.GET, queryset=selectors.install_job_list(user=request.user))
+    if not filters.is_valid():
+        messages.error(request, "Ignored a filter that does not exist.")
+        filters = InstallJobFilterSet({}, queryset=selectors.install_job_list(user=request.user))
+    page, query = _page(request, filters.qs)
+    context = {"page": page, "query": query, "filters": filters.form, "polling": any(j.is_active for j in page)}
+    template = "provisioning/_job_rows.html" if request.headers.get("HX-Request") else "provisioning/job_list.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk: int):
+    job = selectors.install_job_list(user=request.user).filter(pk=pk).first()
+    if job is None:
+        raise Http404("No such job.")  # another tenant's job: the same answer
+    try:
+        services.install_job_cancel(job=job, by=request.user)
+    except InvalidTransition:
+        messages.error(request, f"Job {job.pk} ended meanwhile.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Job {job.pk} cancelled; {job.node.hostname} boots as it did before.")
+    return redirect(f"{reverse('job-list')}?{request.POST.get('query', '')}")
+
+
+@login_required
+@require_GET
+def revision_list(request):
+    """Every site's configuration revisions, rejected ones with the daemon's message."""
+    revisions = selectors.config_revision_list(user=request.user)
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    filters = ConfigRevisionFilterSet(request.GET, queryset=revisions.defer("content", "diff"))
+    if not filters.is_valid():
+        messages.error(request, "Ignored a filter that does not exist.")
+        filters = ConfigRevisionFilterSet({}, queryset=revisions.defer("content", "diff"))
+    page, query = _page(request, filters.qs)
+    return render(
+        request,
+        "provisioning/revision_list.html",
+        {"page": page, "query": query, "filters": filters.form, "sites": site_list(user=request.user)},
+    )
+
+
+@login_required
+@require_GET
+def revision_detail(request, pk: int):
+    revision = selectors.config_revision_list(user=request.user).filter(pk=pk).first()
+    if revision is None:
+        raise Http404("No such configuration revision.")
+    return render(
+        request,
+        "provisioning/revision_detail.html",
+        {"revision": revision, "diff_lines": selectors.diff_lines(revision.diff)},
+    )

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from images.models import OSImage
 from nodes import apikeys, selectors, services
 from nodes.choices import NodeState
-from nodes.filtersets import NodeFilterSet
+from nodes.filtersets import AuditLogFilterSet, NodeFilterSet
 from nodes.models import ApiKey, Node, Tenant, WebhookEndpoint
 from pinet.api import Idempotent, IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
 
@@ -242,6 +242,8 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.AuditLogSerializer
     permission_classes = [IsOperator]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AuditLogFilterSet
 
     def get_queryset(self):
         return selectors.audit_log_list(user=self.request.user)

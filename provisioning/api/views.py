@@ -1,3 +1,4 @@
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -5,6 +6,7 @@ from rest_framework.response import Response
 
 from pinet.api import Idempotent, IsOperator, ReadAnyWriteOperator
 from provisioning import selectors, services
+from provisioning.filtersets import ConfigRevisionFilterSet, InstallJobFilterSet
 from provisioning.models import ConfigRevision
 
 from .serializers import ConfigRevisionSerializer, InstallJobSerializer
@@ -15,6 +17,8 @@ class InstallJobViewSet(Idempotent, viewsets.ReadOnlyModelViewSet):
 
     serializer_class = InstallJobSerializer
     permission_classes = [ReadAnyWriteOperator]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = InstallJobFilterSet
 
     def get_permissions(self):
         if self.action == "cancel":
@@ -37,3 +41,5 @@ class ConfigRevisionViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ConfigRevisionSerializer
     permission_classes = [IsOperator]
     queryset = ConfigRevision.objects.select_related("site")
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ConfigRevisionFilterSet

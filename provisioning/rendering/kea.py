@@ -74,7 +74,7 @@ def _classes(snap: SiteSnapshot) -> list[dict]:
     ]
 
 
-def _reservation(host, snap: SiteSnapshot) -> dict:
+def reservation(host, snap: SiteSnapshot) -> dict:
     # Keyed by switch port where the node has one (relayed networks), else by MAC. Never by
     # Kea's client-id: that is option 61, which Pis do not send (their option 97 is not it).
     reservation = {"circuit-id": host.circuit_id} if host.circuit_id else {"hw-address": host.mac}
@@ -108,7 +108,7 @@ def config(snap: SiteSnapshot, *, interfaces: list[str] | None = None) -> dict:
         "subnet": str(snap.subnet),
         "pools": [{"pool": f"{snap.range_start} - {snap.range_end}"}] if snap.range_start and snap.range_end else [],
         "option-data": [],
-        "reservations": [_reservation(h, snap) for h in sorted(snap.hosts, key=lambda h: h.mac)],
+        "reservations": [reservation(h, snap) for h in sorted(snap.hosts, key=lambda h: h.mac)],
     }
     if snap.gateway:
         subnet["option-data"].append({"name": "routers", "data": str(snap.gateway)})
