@@ -11,9 +11,9 @@ from .validators import normalize_mac
 class NodeFilterSet(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="site__slug")
     tenant = django_filters.CharFilter(field_name="tenant__slug")
-    state = django_filters.ChoiceFilter(choices=NodeState.choices)
-    boot_mode = django_filters.ChoiceFilter(choices=BootMode.choices)
-    board_model = django_filters.ChoiceFilter(choices=BoardModel.choices)
+    state = django_filters.ChoiceFilter(choices=NodeState.choices, empty_label="any")
+    boot_mode = django_filters.ChoiceFilter(choices=BootMode.choices, empty_label="any")
+    board_model = django_filters.ChoiceFilter(choices=BoardModel.choices, empty_label="any")
     q = django_filters.CharFilter(method="search", label="Host name, MAC (any spelling) or serial")
 
     class Meta:

@@ -10,7 +10,7 @@ from .models import ConfigRevision, InstallJob
 
 
 class InstallJobFilterSet(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=InstallJobStatus.choices)
+    status = django_filters.ChoiceFilter(choices=InstallJobStatus.choices, empty_label="any")
     active = django_filters.BooleanFilter(method="only_active", label="Pending or running")
     site = django_filters.CharFilter(field_name="node__site__slug")
     tenant = django_filters.CharFilter(field_name="node__tenant__slug")
@@ -31,8 +31,8 @@ class InstallJobFilterSet(django_filters.FilterSet):
 
 class ConfigRevisionFilterSet(django_filters.FilterSet):
     site = django_filters.CharFilter(field_name="site__slug")
-    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices)
-    backend = django_filters.ChoiceFilter(choices=DhcpBackend.choices)
+    status = django_filters.ChoiceFilter(choices=RevisionStatus.choices, empty_label="any")
+    backend = django_filters.ChoiceFilter(choices=DhcpBackend.choices, empty_label="any")
 
     class Meta:
         model = ConfigRevision
