@@ -99,6 +99,14 @@ def test_customer_reinstalls_and_watches_progress(browser, live_server, django_u
     _login(page, base, "bob", "pw-bob-123456")
     assert "acme-pi-1" in page.content() and "birch-pi-1" not in page.content()
     _shot(page, "customer-my-boards")
+    phone = browser.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    phone.goto(f"{base}/nodes/{node.pk}/")
+    # Usable on a phone: nothing wider than the screen, the switch and reinstall reachable.
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert phone.is_visible("button:has-text('Boot from network')")
+    _shot(phone, "customer-board-phone")
+    phone.close()
     page.click("text=acme-pi-1")
     page.wait_for_selector("h1:has-text('acme-pi-1')")
     _shot(page, "customer-board")
