@@ -3,8 +3,8 @@
 import django_filters
 from django.db.models import Q
 
-from .choices import BoardModel, BootMode, NodeState
-from .models import Node
+from .choices import BoardModel, BootMode, NodeState, PowerActionKind, PowerActionStatus
+from .models import Node, PowerAction
 from .validators import normalize_mac
 
 
@@ -28,3 +28,14 @@ class NodeFilterSet(django_filters.FilterSet):
         except Exception:  # not a MAC: the other fields still match
             condition |= Q(mac__icontains=value.lower())
         return queryset.filter(condition)
+
+
+class PowerActionFilterSet(django_filters.FilterSet):
+    # Bounded: a huge number is a 400, not an integer overflow in the database driver.
+    node = django_filters.NumberFilter(field_name="node_id", min_value=1, max_value=2**63 - 1)
+    status = django_filters.ChoiceFilter(choices=PowerActionStatus.choices)
+    action = django_filters.ChoiceFilter(choices=PowerActionKind.choices)
+
+    class Meta:
+        model = PowerAction
+        fields = ["node", "status", "action"]
