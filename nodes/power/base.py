@@ -161,7 +161,9 @@ class Driver:
 
     name: ClassVar[str] = ""
     # Keys of the secrets dict this driver reads; they are encrypted at rest and never shown.
+    # ``clean`` keeps only those the parameters call for; secret_uses says which call for what.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    secret_uses: ClassVar[dict[str, str]] = {}
     # Whether pinet can do anything remotely (False: a person is told to).
     remote: ClassVar[bool] = True
 

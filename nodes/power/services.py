@@ -86,6 +86,14 @@ def power_settings_clean(
         if unreadable and hasattr(exc, "error_dict"):
             exc.error_dict.setdefault("secrets", []).append(ValidationError(unreadable))
         raise
+    # A stored secret the new parameters do not use is dropped; one sent now is a mistake to name.
+    unused = {
+        key: [f"Not used with these parameters (only with {cls.secret_uses.get(key, 'other parameters')})."]
+        for key, value in (secrets or {}).items()
+        if value not in (None, "") and key not in clean_secrets
+    }
+    if unused:
+        raise ValidationError(unused)
     if clean_secrets and not (settings.PINET_POWER_KEYS or settings.EMBEDDED):
         raise ValidationError({"secrets": str(PowerKeyMissing())})
     return clean_params, clean_secrets, stored

@@ -141,20 +141,26 @@ _AUTH |= {"SHA256": "usmHMAC192SHA256AuthProtocol", "SHA384": "usmHMAC256SHA384A
 _AUTH |= {"SHA512": "usmHMAC384SHA512AuthProtocol"}
 _PRIV = {"DES": "usmDESPrivProtocol", "AES": "usmAesCfb128Protocol", "AES192": "usmAesCfb192Protocol"}
 _PRIV |= {"AES256": "usmAesCfb256Protocol"}
-_V3_AUTH_FAILURES = (
-    "wrongDigest",
-    "unknownUserName",
-    "unknownSecurityName",
-    "decryptionError",
-    "unsupportedSecLevel",
-    "authenticationFailure",
-    "notInTimeWindow",
+# pysnmp's error indications (pysnmp.proto.errind) that mean the v3 credentials are wrong.
+_V3_AUTH_FAILURES = frozenset(
+    {
+        "WrongDigest",
+        "UnknownUserName",
+        "UnknownSecurityName",
+        "DecryptionError",
+        "UnsupportedSecurityLevel",
+        "AuthenticationFailure",
+        "AuthenticationError",
+        "UnsupportedAuthProtocol",
+        "UnsupportedPrivProtocol",
+    }
 )
 
 
 class SnmpPoeDriver(Driver):
     name = "snmp-poe"
     secret_fields = ("community", "auth_key", "priv_key")
+    secret_uses = {"community": "version 2c", "auth_key": "version 3", "priv_key": "version 3"}
 
     @classmethod
     def clean(cls, *, params: dict, secrets: dict) -> tuple[dict, dict]:
@@ -362,7 +368,7 @@ class SnmpPoeDriver(Driver):
                     f"{'try' if tries == 1 else 'tries'}): check host and udp_port, that SNMP is enabled on the "
                     f"switch and accepts this server, and {credentials}."
                 )
-            if any(word.lower() in text.lower() for word in _V3_AUTH_FAILURES):
+            if type(error_indication).__name__ in _V3_AUTH_FAILURES:
                 raise PowerError(
                     f"SNMPv3 authentication with {self.endpoint} failed ({text}): check user, auth_key, priv_key, "
                     "auth_protocol and priv_protocol."
@@ -388,6 +394,12 @@ class SnmpPoeDriver(Driver):
             raise PowerError(f"The switch {self.endpoint} answered {status} for {oid}: check vendor and pse_port.")
         values = []
         for oid, value in var_binds:
+            if writing and isinstance(value, (snmp.NoSuchObject, snmp.NoSuchInstance, snmp.EndOfMibView)):
+                raise PowerError(
+                    f"The switch {self.endpoint} refused to write {oid} ({value.__class__.__name__}): the "
+                    f"{'v3 user' if v3 else 'community'} may be read-only, or the switch has no PoE port "
+                    f"{self.index} in {self.vendor.label}; check the SNMP write access, vendor, pse_group and pse_port."
+                )
             if isinstance(value, (snmp.NoSuchObject, snmp.NoSuchInstance, snmp.EndOfMibView)):
                 raise PowerError(
                     f"The switch {self.endpoint} has no {oid} ({value.__class__.__name__}): it has no PoE port "

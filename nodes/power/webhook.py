@@ -68,6 +68,7 @@ def check_destination(url: str) -> None:
 class WebhookDriver(Driver):
     name = "webhook"
     secret_fields = ("password", "token", "headers", "query")
+    secret_uses = {"password": "auth basic", "token": "auth bearer"}
 
     @classmethod
     def clean(cls, *, params: dict, secrets: dict) -> tuple[dict, dict]:
@@ -137,9 +138,6 @@ class WebhookDriver(Driver):
                 p.error("query", "An object of query parameter names to values (strings), e.g. Tasmota's user.")
         for key in sorted(set(secrets) - set(cls.secret_fields)):
             p.error(key, f"Not a secret of this driver; it takes: {', '.join(cls.secret_fields)}.")
-        for key in ("password", "token"):
-            if key in secrets and key not in clean_secrets and secrets[key]:
-                p.error(key, f"Only with auth {'basic' if key == 'password' else 'bearer'}.")
         return p.done(), clean_secrets
 
     @staticmethod
