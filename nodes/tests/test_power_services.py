@@ -339,3 +339,30 @@ def test_boot_mode_switch_with_the_manual_driver_queues_nothing(site):
     node = make_node(site=site, n=1)
     node_set_boot_mode(node=node, mode="netboot", by=None)
     assert not PowerAction.objects.exists()
+
+
+def test_rekey_command(site, settings):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from nodes.checks import check_power_key
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.EMBEDDED, settings.PINET_POWER_KEYS = False, [old]
+    node = make_node(site=site, n=1)
+    node_power_set(
+        node=node, driver="snmp-poe", params={"host": "192.0.2.2", "pse_port": 1}, secrets={"community": "c"}, by=None
+    )
+    settings.PINET_POWER_KEYS = [new, old]
+    out = StringIO()
+    call_command("pinet_power_rekey", stdout=out)
+    assert "of 1 nodes" in out.getvalue()
+    settings.PINET_POWER_KEYS = [new]
+    call_command("pinet_power_rekey", "--check", stdout=StringIO())
+    settings.PINET_POWER_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(CommandError, match="1 nodes' power credentials cannot be decrypted"):
+        call_command("pinet_power_rekey", "--check", stdout=StringIO(), stderr=StringIO())
+    assert check_power_key() == []
+    settings.PINET_POWER_KEYS = []
+    assert [m.id for m in check_power_key()] == ["pinet.nodes.W001"]
