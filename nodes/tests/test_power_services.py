@@ -366,3 +366,12 @@ def test_rekey_command(site, settings):
     assert check_power_key() == []
     settings.PINET_POWER_KEYS = []
     assert [m.id for m in check_power_key()] == ["pinet.nodes.W001"]
+
+
+def test_the_task_runs_the_action(site, plug):
+    from nodes.tasks import run_power_action_task
+
+    node = _webhook_node(site, plug)
+    action = node_power(node=node, action="off", by=None)
+    run_power_action_task.apply(args=(action.pk,))  # in this process, as a worker would
+    assert PowerAction.objects.get(pk=action.pk).status == PowerActionStatus.SUCCEEDED and plug.on is False
