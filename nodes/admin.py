@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -7,6 +8,7 @@ from .models import (
     AuditLog,
     IdempotencyRecord,
     Node,
+    PowerAction,
     Site,
     Tenant,
     TenantMembership,
@@ -103,10 +105,81 @@ class TenantAdmin(AuditedAdmin):
     inlines = [MembershipInline]
 
 
+class NodeAdminForm(forms.ModelForm):
+    """The node form, with the power driver's secrets write-only: typed in, encrypted, never
+    shown again (the form shows which are set)."""
+
+    power_secrets_input = forms.JSONField(
+        label="Power secrets",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text='Write-only JSON, e.g. {"community": "…"} (snmp-poe v2c), {"auth_key": "…", "priv_key": "…"} '
+        '(v3), {"password": "…"} / {"token": "…"} / {"headers": {…}} / {"query": {…}} (webhook). Keys left out '
+        "keep their stored value; null removes one. See README, Power control.",
+    )
+
+    class Meta:
+        model = Node
+        # The admin's fieldsets choose what is shown; this is what the form may write.
+        fields = [
+            *("hostname", "site", "tenant", "board_model", "mac", "serial", "client_id"),
+            *("relay_remote_id", "relay_circuit_id", "ip", "boot_mode", "image", "power_driver", "power_params"),
+        ]
+
+    def clean(self):
+        from .power.services import power_settings_clean
+
+        cleaned = super().clean()
+        secrets = cleaned.get("power_secrets_input")
+        if secrets is not None and not isinstance(secrets, dict):
+            self.add_error("power_secrets_input", "A JSON object of secret names to values.")
+            return cleaned
+        if "power_driver" not in cleaned or "power_params" not in cleaned:
+            return cleaned  # the field errors are already on the form
+        try:
+            power_settings_clean(
+                node=self.instance if self.instance.pk else None,
+                driver=cleaned["power_driver"],
+                params=cleaned["power_params"] or {},
+                secrets=secrets,
+            )
+        except ValidationError as exc:
+            messages = exc.message_dict if hasattr(exc, "error_dict") else {"power_params": exc.messages}
+            for key, texts in messages.items():
+                self.add_error("power_params", [f"{key}: {text}" for text in texts])
+        return cleaned
+
+
 @admin.register(Node)
 class NodeAdmin(AuditedAdmin):
+    form = NodeAdminForm
+
     def after_change(self, obj) -> None:
         reconfigure_sites(obj.site)
+
+    def save_model(self, request, obj, form, change):
+        from .power.services import node_power_set
+
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if {"power_driver", "power_params", "power_secrets_input"} & set(form.changed_data):
+                # Through the service: parameters normalised, secrets encrypted, an audit entry.
+                node_power_set(
+                    node=obj,
+                    driver=form.cleaned_data["power_driver"],
+                    params=form.cleaned_data["power_params"] or {},
+                    secrets=form.cleaned_data.get("power_secrets_input"),
+                    by=request.user,
+                )
+
+    @admin.display(description="Stored power secrets")
+    def power_secrets_state(self, obj) -> str:
+        from .power.selectors import node_power_settings
+
+        if obj is None or obj.pk is None:
+            return "none"
+        state = node_power_settings(node=obj)["secrets"]
+        return "; ".join(f"{name}: {value}" for name, value in state.items()) or "this driver takes none"
 
     list_display = [
         "hostname",
@@ -125,12 +198,12 @@ class NodeAdmin(AuditedAdmin):
     list_select_related = ["site", "tenant"]
     autocomplete_fields = ["tenant"]
     # State changes only through the lifecycle services (STYLE.md R3).
-    readonly_fields = ["state", "last_seen", "created", "updated"]
+    readonly_fields = ["state", "last_seen", "created", "updated", "power_secrets_state"]
     fieldsets = [
         (None, {"fields": ["hostname", "site", "tenant", "board_model", "state"]}),
         ("Identity", {"fields": ["mac", "serial", "client_id", "relay_remote_id", "relay_circuit_id"]}),
         ("Boot", {"fields": ["ip", "boot_mode", "image"]}),
-        ("Power", {"fields": ["power_driver", "power_params"]}),
+        ("Power", {"fields": ["power_driver", "power_params", "power_secrets_input", "power_secrets_state"]}),
         ("Times", {"fields": ["last_seen", "created", "updated"]}),
     ]
 
@@ -142,6 +215,26 @@ class NodeAdmin(AuditedAdmin):
         except ValidationError:
             pass  # not a MAC: the ordinary search above is the whole answer
         return queryset, distinct
+
+
+@admin.register(PowerAction)
+class PowerActionAdmin(admin.ModelAdmin):
+    """Power actions are a record: read-only here, asked for through the API or the dashboard."""
+
+    list_display = ["created", "node", "action", "status", "driver", "requested_by_label", "reason", "power_state"]
+    list_filter = ["status", "action", "driver"]
+    search_fields = ["node__hostname", "reason", "requested_by_label", "error"]
+    list_select_related = ["node"]
+    date_hierarchy = "created"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(AuditLog)

@@ -8,7 +8,7 @@ class NodesConfig(AppConfig):
     verbose_name = "Nodes and tenants"
 
     def ready(self) -> None:
-        from . import dbrules
+        from . import checks, dbrules  # noqa: F401  (checks registers the system checks)
 
         connection_created.connect(dbrules.register_sqlite_functions, dispatch_uid="pinet_sqlite_functions")
         post_migrate.connect(dbrules.install_rules, sender=self, dispatch_uid="pinet_install_db_rules")

@@ -55,3 +55,41 @@ class PowerDriver(models.TextChoices):
     MANUAL = "manual", _("Manual (a person power-cycles the board)")
     SNMP_POE = "snmp-poe", _("PoE switch port (SNMP)")
     WEBHOOK = "webhook", _("HTTP webhook (smart plug, relay board)")
+
+
+class PowerActionKind(models.TextChoices):
+    ON = "on", _("Power on")
+    OFF = "off", _("Power off")
+    CYCLE = "cycle", _("Power-cycle")
+    STATUS = "status", _("Read power state")
+
+
+# Actions that change what the board gets: these are rate-limited, a status read is not.
+POWER_CHANGING = frozenset({PowerActionKind.ON, PowerActionKind.OFF, PowerActionKind.CYCLE})
+
+
+class PowerActionStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    MANUAL = "manual", _("Left to a person (manual driver)")
+
+
+_P = PowerActionStatus
+POWER_ACTION_ACTIVE = frozenset({_P.QUEUED, _P.RUNNING})
+# A manual action is born finished: nobody runs it, a person is told to. A queued action can
+# fail without running (its credentials cannot be read, its site's config never landed).
+POWER_ACTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    _P.QUEUED: frozenset({_P.RUNNING, _P.FAILED}),
+    _P.RUNNING: frozenset({_P.SUCCEEDED, _P.FAILED}),
+    _P.SUCCEEDED: frozenset(),
+    _P.FAILED: frozenset(),
+    _P.MANUAL: frozenset(),
+}
+
+
+class PowerState(models.TextChoices):
+    ON = "on", _("On")
+    OFF = "off", _("Off")
+    UNKNOWN = "unknown", _("Unknown")

@@ -3,8 +3,8 @@
 import django_filters
 from django.db.models import Q
 
-from .choices import BoardModel, BootMode, NodeState
-from .models import AuditLog, Node
+from .choices import BoardModel, BootMode, NodeState, PowerActionKind, PowerActionStatus
+from .models import AuditLog, Node, PowerAction
 from .validators import normalize_mac
 
 
@@ -41,3 +41,14 @@ class AuditLogFilterSet(django_filters.FilterSet):
     class Meta:
         model = AuditLog
         fields = ["action", "actor", "object_type", "object_id", "q", "since"]
+
+
+class PowerActionFilterSet(django_filters.FilterSet):
+    # Bounded: a huge number is a 400, not an integer overflow in the database driver.
+    node = django_filters.NumberFilter(field_name="node_id", min_value=1, max_value=2**63 - 1)
+    status = django_filters.ChoiceFilter(choices=PowerActionStatus.choices)
+    action = django_filters.ChoiceFilter(choices=PowerActionKind.choices)
+
+    class Meta:
+        model = PowerAction
+        fields = ["node", "status", "action"]

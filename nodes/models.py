@@ -9,7 +9,16 @@ from django.db import models
 from django.db.models import Q
 
 from . import validators
-from .choices import BoardModel, BootMode, DhcpBackend, NodeState, PowerDriver
+from .choices import (
+    BoardModel,
+    BootMode,
+    DhcpBackend,
+    NodeState,
+    PowerActionKind,
+    PowerActionStatus,
+    PowerDriver,
+    PowerState,
+)
 
 
 class _NormalizedCharField(models.CharField):
@@ -347,6 +356,8 @@ class Node(models.Model):
     state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.READY)
     power_driver = models.CharField(max_length=16, choices=PowerDriver.choices, default=PowerDriver.MANUAL)
     power_params = models.JSONField(default=dict, blank=True)
+    # Fernet ciphertext of the driver's secrets (nodes/power/crypto.py); never shown or returned.
+    power_secrets = models.TextField(blank=True, editable=False)
     last_seen = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -439,6 +450,67 @@ class Node(models.Model):
                 raise ValidationError({"ip": f"{self.ip} is the network or broadcast address of {site.subnet}."})
             if self.ip in (site.boot_server, site.gateway):
                 raise ValidationError({"ip": f"{self.ip} is the site's boot server or gateway."})
+
+
+class PowerActionQuerySet(models.QuerySet):
+    def visible_to(self, user) -> PowerActionQuerySet:
+        """Operators see every action; a customer those asked for while their tenant had the board."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        if user.is_staff:
+            return self
+        if getattr(user, "pinet_tenant_ids", None) is not None:
+            return self.filter(tenant_id__in=user.pinet_tenant_ids)
+        return self.filter(tenant__memberships__user=user)
+
+
+class PowerAction(models.Model):
+    """One request to switch or read a board's power and what came of it. The rows are also the
+    rate limiter's memory; status changes only through nodes.power.services (compare-and-swap)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="power_actions")
+    # The tenant that had the board when the action was asked for (as on InstallJob).
+    tenant = models.ForeignKey(Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="power_actions")
+    action = models.CharField(max_length=16, choices=PowerActionKind.choices)
+    status = models.CharField(max_length=16, choices=PowerActionStatus.choices, default=PowerActionStatus.QUEUED)
+    driver = models.CharField(max_length=16, choices=PowerDriver.choices, help_text="The driver when it was asked.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="power_actions"
+    )
+    requested_by_label = models.CharField(max_length=150, help_text="User name, API key or 'system' at the time.")
+    reason = models.CharField(max_length=200, blank=True)
+    job = models.ForeignKey(
+        "provisioning.InstallJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="power_actions"
+    )
+    power_state = models.CharField(max_length=16, choices=PowerState.choices, blank=True)
+    detail = models.TextField(blank=True, help_text="What the switch or plug answered.")
+    error = models.TextField(blank=True)
+    # A reboot must not race the DHCP change it is for: the board would boot the old answer.
+    wait_for_config = models.PositiveBigIntegerField(
+        default=0, help_text="Runs once the site has applied this configuration generation."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PowerActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        indexes = [models.Index(fields=["node", "created"], name="nodes_poweraction_node_created")]
+        constraints = [
+            _choices_check("action", PowerActionKind, "nodes_poweraction_action_valid"),
+            _choices_check("status", PowerActionStatus, "nodes_poweraction_status_valid"),
+            _choices_check("driver", PowerDriver, "nodes_poweraction_driver_valid"),
+            models.CheckConstraint(
+                condition=Q(power_state="") | Q(power_state__in=PowerState.values),
+                name="nodes_poweraction_power_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.node} ({self.status})"
 
 
 class AuditLog(models.Model):

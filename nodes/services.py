@@ -290,6 +290,10 @@ def node_set_boot_mode(*, node: Node, mode: str, by: AbstractBaseUser | None) ->
     node.boot_mode = mode
     audit_log_write(actor=by, action="node.boot_mode", obj=node, data={"from": before, "to": mode})
     reconfigure_sites(node.site)
+    # The new mode takes effect at the next boot: reboot through the driver when there is one.
+    from .power.services import node_power_reboot
+
+    node_power_reboot(node=node, by=by, reason=f"boot mode {before} -> {mode}")
     return node
 
 

@@ -8,3 +8,13 @@ def deliver_webhook_task(self, delivery_id: int) -> None:
     wait = webhook_deliver(delivery_id=delivery_id)
     if wait is not None:
         raise self.retry(countdown=wait)
+
+
+@shared_task(bind=True, name="nodes.run_power_action", ignore_result=True, max_retries=None)
+def run_power_action_task(self, action_id: int) -> None:
+    from .power.services import power_action_run
+
+    wait = power_action_run(action_id=action_id)
+    if wait is not None:
+        # Waiting for the site's DHCP change to land; power_action_run bounds the wait.
+        raise self.retry(countdown=wait)

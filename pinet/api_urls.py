@@ -3,7 +3,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from images.api.views import OSImageViewSet
-from nodes.api.views import ApiKeyViewSet, AuditLogViewSet, NodeViewSet, SiteViewSet, TenantViewSet, WebhookViewSet
+from nodes.api.views import (
+    ApiKeyViewSet,
+    AuditLogViewSet,
+    NodeViewSet,
+    PowerActionViewSet,
+    SiteViewSet,
+    TenantViewSet,
+    WebhookViewSet,
+)
 from provisioning.api.views import ConfigRevisionViewSet, InstallJobViewSet
 
 router = DefaultRouter()
@@ -16,6 +24,7 @@ router.register("config-revisions", ConfigRevisionViewSet, basename="config-revi
 router.register("audit-log", AuditLogViewSet, basename="audit-log")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("power-actions", PowerActionViewSet, basename="power-action")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

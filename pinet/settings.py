@@ -11,6 +11,8 @@ A bad value raises ImproperlyConfigured naming the variable and what to set it t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
@@ -83,6 +85,25 @@ def env_secret(name: str) -> str | None:
         if not value:
             raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
     return value or None
+
+
+def env_fernet_keys(name: str) -> list[str]:
+    """NAME (or NAME_FILE): Fernet keys, comma-separated. The first encrypts; every one decrypts,
+    so a new key can go in front while the old one still reads what it wrote."""
+    raw = env_secret(name)
+    keys = [key.strip() for key in (raw or "").split(",") if key.strip()]
+    for number, key in enumerate(keys, 1):
+        try:
+            valid = len(base64.b64decode(key.encode(), altchars=b"-_", validate=True)) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            # Never echo the value: it is a secret, and may be one of several.
+            raise ImproperlyConfigured(
+                f"{name}: key {number} of {len(keys)} is not a Fernet key (32 bytes, url-safe base64); generate "
+                "one with: python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+            )
+    return keys
 
 
 def env_path(name: str, default: Path) -> Path:
@@ -321,6 +342,20 @@ if PINET_BEHIND_TLS_PROXY:
 # Webhook URLs on loopback or private addresses are refused unless this is set (the billing
 # system on the same private network); it stops webhooks from probing pinet's own network.
 PINET_WEBHOOK_ALLOW_PRIVATE = env_bool("PINET_WEBHOOK_ALLOW_PRIVATE", False)
+
+# --- Power control (README "Power control").
+# Encrypts power-driver credentials (SNMP communities and keys, smart-plug passwords) in the
+# database. Unset: embedded mode derives a key from SECRET_KEY; production stores no power
+# credentials until it is set, so rotating SECRET_KEY can never make them unreadable.
+PINET_POWER_KEYS = env_fernet_keys("PINET_POWER_KEY")
+# No flapping: power changes to one board are at least this many seconds apart, and at most
+# PINET_POWER_MAX_PER_HOUR in any hour. Status reads are not limited.
+PINET_POWER_MIN_INTERVAL = env_int("PINET_POWER_MIN_INTERVAL", 30)
+PINET_POWER_MAX_PER_HOUR = env_int("PINET_POWER_MAX_PER_HOUR", 10, minimum=1)
+# A cycle keeps the board off this long (a Pi needs its capacitors drained); per-node override.
+PINET_POWER_CYCLE_DELAY = env_int("PINET_POWER_CYCLE_DELAY", 5, minimum=1)
+# Seconds to wait for a switch or plug to answer one request; per-node override.
+PINET_POWER_TIMEOUT = env_int("PINET_POWER_TIMEOUT", 5, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

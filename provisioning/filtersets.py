@@ -14,7 +14,7 @@ class InstallJobFilterSet(django_filters.FilterSet):
     active = django_filters.BooleanFilter(method="only_active", label="Pending or running")
     site = django_filters.CharFilter(field_name="node__site__slug")
     tenant = django_filters.CharFilter(field_name="node__tenant__slug")
-    node = django_filters.NumberFilter(field_name="node_id")
+    node = django_filters.NumberFilter(field_name="node_id", min_value=1, max_value=2**63 - 1)
     q = django_filters.CharFilter(method="search", label="Board host name or MAC")
 
     class Meta:

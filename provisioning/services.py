@@ -26,6 +26,7 @@ from django.utils import timezone
 from images.choices import ImageKind, ImageState
 from nodes.choices import RASPBERRY_PI_MODELS, BootMode, DhcpBackend, NodeState
 from nodes.models import Node, Site
+from nodes.power.services import node_power_reboot
 from nodes.services import audit_log_write, node_transition, reconfigure_sites, user_or_none, validated_save
 from pinet.lifecycle import InvalidTransition, transition
 
@@ -138,8 +139,8 @@ def arch_fits(node: Node, image) -> bool:
 @transaction.atomic
 def node_request_reinstall(*, node: Node, image, by: AbstractBaseUser | None) -> InstallJob:
     """Install ``image`` onto the node's SD card or disk: open the job, mint its boot token,
-    put the node into install mode and reconfigure the site. The node installs at its next
-    boot (power control arrives with [7/8]; until then the job says it waits for a reboot)."""
+    put the node into install mode, reconfigure the site and power-cycle the board through its
+    driver (with the manual driver the job's timeline says to do it by hand)."""
     node = Node.objects.select_for_update().get(pk=node.pk)
     if node.state == NodeState.SUSPENDED:
         raise ValidationError({"node": f"{node.hostname} is suspended; it cannot be reinstalled."})
@@ -166,6 +167,8 @@ def node_request_reinstall(*, node: Node, image, by: AbstractBaseUser | None) ->
         "waiting for the board to reboot into the installer",
     )
     reconfigure_sites(node.site)
+    # After the reconfigure: the cycle waits for the site to apply the installer's answer.
+    node_power_reboot(node=node, by=by, reason=f"install job {job.pk}", job=job)
     return job
 
 

@@ -121,3 +121,19 @@ def test_production_mode_with_everything_set(tmp_path):
 def test_bad_pinet_env_is_named(tmp_path):
     result = _load({"PINET_ENV": "prod", "PINET_DATA_DIR": str(tmp_path)})
     assert "PINET_ENV='prod' is not one of: embedded, production" in result.stderr
+
+
+def test_power_keys(monkeypatch, tmp_path):
+    first, second = "A" * 43 + "=", "-_" * 21 + "A="
+    monkeypatch.setenv("X_POWER_KEY", f"{first}, {second}")
+    assert pinet_settings.env_fernet_keys("X_POWER_KEY") == [first, second]
+    monkeypatch.setenv("X_POWER_KEY", f"{first},not-a-key-but-a-secret")
+    with pytest.raises(ImproperlyConfigured, match="key 2 of 2 is not a Fernet key") as error:
+        pinet_settings.env_fernet_keys("X_POWER_KEY")
+    assert "not-a-key-but-a-secret" not in str(error.value)
+    monkeypatch.delenv("X_POWER_KEY")
+    (tmp_path / "power.key").write_text(first + "\n")
+    monkeypatch.setenv("X_POWER_KEY_FILE", str(tmp_path / "power.key"))
+    assert pinet_settings.env_fernet_keys("X_POWER_KEY") == [first]
+    monkeypatch.delenv("X_POWER_KEY_FILE")
+    assert pinet_settings.env_fernet_keys("X_POWER_KEY") == []

@@ -1,8 +1,18 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from nodes.choices import BootMode
-from nodes.models import WEBHOOK_EVENTS, ApiKey, AuditLog, Node, Site, Tenant, WebhookDelivery, WebhookEndpoint
+from nodes.choices import BootMode, PowerActionKind, PowerDriver
+from nodes.models import (
+    WEBHOOK_EVENTS,
+    ApiKey,
+    AuditLog,
+    Node,
+    PowerAction,
+    Site,
+    Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 class SiteSerializer(serializers.ModelSerializer):
@@ -77,7 +87,8 @@ class NodeSerializer(serializers.ModelSerializer):
             "created",
             "updated",
         ]
-        read_only_fields = ["tenant", "boot_mode", "state", "last_seen", "created", "updated"]
+        # The power driver changes with its parameters, through /power-settings/.
+        read_only_fields = ["tenant", "boot_mode", "state", "power_driver", "last_seen", "created", "updated"]
         validators = []  # the service validates (with the database rules) and says what to fix
 
 
@@ -154,3 +165,68 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "delivered_at",
         ]
         read_only_fields = fields
+
+
+class PowerActionSerializer(serializers.ModelSerializer):
+    hostname = serializers.CharField(source="node.hostname", read_only=True)
+
+    class Meta:
+        model = PowerAction
+        fields = [
+            "id",
+            "node",
+            "hostname",
+            "action",
+            "status",
+            "driver",
+            "requested_by_label",
+            "reason",
+            "job",
+            "power_state",
+            "detail",
+            "error",
+            "created",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class PowerRequestSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=PowerActionKind.choices)
+
+
+class PowerManualSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What a person has to do: pinet cannot switch this board.")
+    power_action = PowerActionSerializer()
+
+
+class PowerSettingsSerializer(serializers.Serializer):
+    driver = serializers.ChoiceField(choices=PowerDriver.choices)
+    params = serializers.JSONField(
+        required=False, default=dict, help_text="The driver's parameters (stored in clear); see README, Power control."
+    )
+    secrets = serializers.JSONField(
+        required=False,
+        write_only=True,
+        help_text="Write-only: community, auth_key, priv_key (snmp-poe); password, token, headers, query "
+        "(webhook). Keys left out keep their stored value; null removes one. Never returned.",
+    )
+
+    def validate_params(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("A JSON object of parameter names to values.")
+        return value
+
+    def validate_secrets(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("A JSON object of secret names to values.")
+        return value
+
+
+class PowerSettingsStateSerializer(serializers.Serializer):
+    driver = serializers.ChoiceField(choices=PowerDriver.choices)
+    params = serializers.JSONField()
+    secrets_state = serializers.DictField(
+        child=serializers.CharField(), help_text='Each secret the driver takes: "set", "not set" or "unreadable".'
+    )

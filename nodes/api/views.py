@@ -15,9 +15,11 @@ from rest_framework.response import Response
 
 from images.models import OSImage
 from nodes import apikeys, selectors, services
-from nodes.choices import NodeState
-from nodes.filtersets import AuditLogFilterSet, NodeFilterSet
+from nodes.choices import NodeState, PowerActionKind, PowerActionStatus
+from nodes.filtersets import AuditLogFilterSet, NodeFilterSet, PowerActionFilterSet
 from nodes.models import ApiKey, Node, Tenant, WebhookEndpoint
+from nodes.power import selectors as power_selectors
+from nodes.power.services import PowerRateLimited, node_power, node_power_set
 from pinet.api import Idempotent, IsOperator, IsOperatorOrBilling, ReadAnyWriteOperator, role
 
 from . import serializers as s
@@ -119,7 +121,10 @@ class NodeViewSet(Idempotent, viewsets.ModelViewSet):
     def get_permissions(self):
         # State-change actions: whoever sees the board (customers their own); the action
         # itself checks the role where it needs more.
-        if self.action in ("reinstall", "boot_mode", "power_cycle", "assign", "release", "suspend", "resume"):
+        if self.action in (
+            *("reinstall", "boot_mode", "power_cycle", "power", "power_settings"),
+            *("assign", "release", "suspend", "resume"),
+        ):
             return [IsAuthenticated()]
         return super().get_permissions()
 
@@ -201,14 +206,70 @@ class NodeViewSet(Idempotent, viewsets.ModelViewSet):
             services.node_transition(node=node, to=NodeState.READY, by=request.user, reason="resumed by API")
         return Response(s.NodeSerializer(Node.objects.get(pk=node.pk)).data)
 
-    @extend_schema(request=None, responses={409: None})
+    def _power(self, request, action: str) -> Response:
+        node = self.get_object()  # first: another tenant's board is a 404
+        try:
+            row = node_power(node=node, action=action, by=request.user, reason="API request")
+        except PowerRateLimited as exc:
+            return Response({"detail": str(exc)}, status=429, headers={"Retry-After": str(exc.retry_after)})
+        data = s.PowerActionSerializer(row).data
+        if row.status == PowerActionStatus.MANUAL:
+            return Response({"detail": row.detail, "power_action": data}, status=status.HTTP_409_CONFLICT)
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=None,
+        responses={202: s.PowerActionSerializer, 409: s.PowerManualSerializer},
+        description="Power-cycle the board through its driver (answered at once; a worker does it). 409: the "
+        "board has the manual driver and the answer says what a person must do. 429: too soon after the "
+        "last power change (Retry-After says when).",
+    )
     @action(detail=True, methods=["post"], url_path="power-cycle")
     def power_cycle(self, request, pk=None):
-        node = self.get_object()
-        return Response(
-            {"detail": f"{node.hostname} has the {node.power_driver} power driver: power-cycle it by hand."},
-            status=status.HTTP_409_CONFLICT,
-        )
+        return self._power(request, PowerActionKind.CYCLE)
+
+    @extend_schema(
+        request=s.PowerRequestSerializer,
+        responses={202: s.PowerActionSerializer, 409: s.PowerManualSerializer},
+        description="Switch the board on or off, power-cycle it, or read its power state; as power-cycle.",
+    )
+    @action(detail=True, methods=["post"])
+    def power(self, request, pk=None):
+        data = s.PowerRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self._power(request, data.validated_data["action"])
+
+    @extend_schema(methods=["GET"], request=None, responses={200: s.PowerSettingsStateSerializer})
+    @extend_schema(methods=["PUT"], request=s.PowerSettingsSerializer, responses={200: s.PowerSettingsStateSerializer})
+    @action(detail=True, methods=["get", "put"], url_path="power-settings")
+    def power_settings(self, request, pk=None):
+        """The board's power driver and parameters (operators only). Secrets are write-only."""
+        node = self.get_object()  # first: another tenant's board is a 404, not a 403
+        if role(request.user) != "operator":
+            raise PermissionDenied("Only operators may see or change power settings.")
+        if request.method == "PUT":
+            data = s.PowerSettingsSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            node = node_power_set(
+                node=node,
+                driver=data.validated_data["driver"],
+                params=data.validated_data.get("params") or {},
+                secrets=data.validated_data.get("secrets"),
+                by=request.user,
+            )
+        state = power_selectors.node_power_settings(node=node)
+        return Response({"driver": state["driver"], "params": state["params"], "secrets_state": state["secrets"]})
+
+
+class PowerActionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Power actions: who asked for what on which board, and what the switch or plug did."""
+
+    serializer_class = s.PowerActionSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PowerActionFilterSet
+
+    def get_queryset(self):
+        return power_selectors.power_action_list(user=self.request.user)
 
 
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
