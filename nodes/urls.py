@@ -9,6 +9,7 @@ urlpatterns = [
     path("nodes/<int:pk>/", views.node_detail, name="node-detail"),
     path("nodes/<int:pk>/progress", views.node_progress, name="node-progress"),
     path("nodes/<int:pk>/boot-mode", views.node_boot_mode, name="node-boot-mode"),
+    path("nodes/<int:pk>/power", views.node_power_action, name="node-power"),
     path("nodes/<int:pk>/reinstall", views.node_reinstall, name="node-reinstall"),
     path("nodes/<int:pk>/jobs/<int:job_id>/cancel", views.job_cancel, name="node-job-cancel"),
 ]

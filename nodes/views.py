@@ -13,6 +13,8 @@ from provisioning.selectors import node_boot_config
 from . import selectors, services
 from .filtersets import AuditLogFilterSet, NodeFilterSet
 from .models import Node
+from .power import selectors as power_selectors
+from .power.services import PowerRateLimited, node_power
 
 
 @login_required
@@ -123,6 +125,8 @@ def node_detail(request, pk: int):
             "images": selectors.installable_images(user=request.user, node=node),
             # The whole site's configuration is operators' business; a customer sees how it boots.
             "boot_config": node_boot_config(node=node) if request.user.is_staff else None,
+            "power_actions": list(power_selectors.power_action_list(user=request.user).filter(node=node)[:5]),
+            "power_state": power_selectors.node_power_state(node=node),
         },
     )
 
@@ -220,3 +224,28 @@ def audit_log(request):
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "nodes/audit_log.html", {"page": page, "filters": filters.form, "query": query.urlencode()})
+
+
+@login_required
+@require_POST
+def node_power_action(request, pk: int):
+    """Power-cycle (customers and operators) or switch on/off/read (operators) through the
+    board's driver; the action runs on the site's worker and shows up in the list."""
+    node = _node(request, pk)
+    action = request.POST.get("action", "")
+    allowed = ("cycle", "on", "off", "status") if request.user.is_staff else ("cycle",)
+    if action not in allowed:
+        messages.error(request, f"Choose one of: {', '.join(allowed)}.")
+        return redirect("node-detail", pk=node.pk)
+    try:
+        row = node_power(node=node, action=action, by=request.user, reason="from the board page")
+    except PowerRateLimited as exc:
+        messages.error(request, f"{exc} Try again in {int(exc.retry_after) + 1} s.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    else:
+        if row.status == "manual":
+            messages.info(request, row.detail)
+        else:
+            messages.success(request, f"Power {action} of {node.hostname} queued; its result appears below.")
+    return redirect("node-detail", pk=node.pk)

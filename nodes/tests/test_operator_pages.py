@@ -213,3 +213,21 @@ def test_missing_page_is_a_friendly_page(client, customer, settings):
     assert response.status_code == 404
     body = response.content.decode()
     assert "Nothing here" in body and "your boards" in body
+
+
+def test_board_page_power_cycle(client, site, tenant, other_tenant, customer, operator):
+    mine = make_node(site=site, n=1, tenant=tenant)
+    theirs = make_node(site=site, n=2, tenant=other_tenant)
+    client.force_login(customer)
+    body = client.get(reverse("node-detail", args=[mine.pk])).content.decode()
+    assert "Power-cycle" in body and 'value="off"' not in body  # customers may only cycle
+    body = client.post(reverse("node-power", args=[mine.pk]), {"action": "cycle"}, follow=True).content.decode()
+    assert "by hand" in body  # the manual driver says who has to act
+    assert (
+        "Choose one of: cycle"
+        in client.post(reverse("node-power", args=[mine.pk]), {"action": "off"}, follow=True).content.decode()
+    )
+    assert client.post(reverse("node-power", args=[theirs.pk]), {"action": "cycle"}).status_code == 404
+    client.force_login(operator)
+    body = client.get(reverse("node-detail", args=[mine.pk])).content.decode()
+    assert 'value="off"' in body and "manual" in body  # the action list shows the earlier cycle
