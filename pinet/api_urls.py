@@ -3,13 +3,22 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from images.api.views import OSImageViewSet
-from nodes.api.views import ApiKeyViewSet, AuditLogViewSet, NodeViewSet, SiteViewSet, TenantViewSet, WebhookViewSet
+from nodes.api.views import (
+    ApiKeyViewSet,
+    AuditLogViewSet,
+    DiscoveredBoardViewSet,
+    NodeViewSet,
+    SiteViewSet,
+    TenantViewSet,
+    WebhookViewSet,
+)
 from provisioning.api.views import ConfigRevisionViewSet, InstallJobViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
 router.register("tenants", TenantViewSet, basename="tenant")
 router.register("nodes", NodeViewSet, basename="node")
+router.register("discovered-boards", DiscoveredBoardViewSet, basename="discovered-board")
 router.register("images", OSImageViewSet, basename="image")
 router.register("install-jobs", InstallJobViewSet, basename="install-job")
 router.register("config-revisions", ConfigRevisionViewSet, basename="config-revision")

@@ -78,7 +78,6 @@ def site_snapshot(site, *, out_dir: Path | None = None, backend: str | None = No
     # Plain rows, not model instances: at 10k nodes building objects costs more than the query.
     nodes = (
         Node.objects.filter(site=site)
-        .exclude(state=NodeState.DISCOVERED)
         .order_by("mac")
         .values_list(
             "pk",
