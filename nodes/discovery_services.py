@@ -16,7 +16,7 @@ from pinet.lifecycle import InvalidTransition, transition
 
 from .choices import DISCOVERY_TRANSITIONS, BoardModel, BootMode, DiscoveryStatus, NodeState
 from .discovery import Sighting, relay_id_for_node
-from .models import DiscoveredBoard, Node, Site, Tenant
+from .models import DiscoveredBoard, Node, Site, Tenant, _is_ipv4
 from .services import audit_log_write, node_create
 
 DISCOVERY_ACTOR = "discovery"
@@ -162,6 +162,14 @@ def discovered_board_adopt(
         raise ValidationError(
             {"board_model": f"{model!r} is not a board model: use one of {', '.join(BoardModel.values)}."}
         )
+    # Named here, with the field, rather than as the constraints' site-wide complaints.
+    taken = Node.objects.filter(site=board.site, hostname=str(hostname).strip().lower()).first()
+    if taken is not None:
+        raise ValidationError({"hostname": f"{board.site.slug} already has a node called {taken.hostname}."})
+    # A malformed address is left to node_create, which says what is wrong with it.
+    holder = Node.objects.filter(site=board.site, ip=str(ip)).first() if ip and _is_ipv4(ip) else None
+    if holder is not None:
+        raise ValidationError({"ip": f"{ip} is already reserved by {holder.hostname}."})
     client_id, skipped = _suggested_client_id(board)
     node = node_create(
         by=by,
