@@ -283,3 +283,27 @@ def test_frames():
 
 def test_the_pi_oui_list_is_data():
     assert {"b8:27:eb", "dc:a6:32", "e4:5f:01", "d8:3a:dd", "2c:cf:67"} == PI_OUIS
+
+
+@pytest.mark.parametrize(
+    "profile, mac, revision, expected",
+    [
+        ("pi4", "dc:a6:32:01:02:03", None, ("pi4b", True)),
+        ("pi4", "e4:5f:01:01:02:03", 0x00C03140, ("cm4", True)),
+        ("pi5", "2c:cf:67:01:02:03", None, ("pi5", True)),
+        ("pi3", "b8:27:eb:01:02:03", None, ("pi3b+", True)),
+        ("pi3b", "b8:27:eb:01:02:04", None, ("pi3b", True)),
+        ("x86-bios", "52:54:00:01:02:03", None, ("x86-bios", False)),
+        ("x86-uefi", "52:54:00:01:02:04", None, ("x86-uefi", False)),
+        ("arm64-uefi", "52:54:00:01:02:05", None, ("arm64-uefi", False)),
+    ],
+)
+def test_the_lab_probe_firmware_profiles_are_recognised(profile, mac, revision, expected):
+    from provisioning.tests import probe
+
+    raw = probe.parse_mac(mac)
+    options = probe.client_options(probe.PROFILES[profile], raw, 0x1234ABCD, probe.DISCOVER, revision=revision)
+    sighting = parse_dhcp(probe.build_bootp(1, raw, options))
+    assert (sighting.board_model, sighting.is_pi) == expected
+    if profile not in ("pi3b", "x86-bios", "x86-uefi", "arm64-uefi"):
+        assert sighting.serial == "1234abcd"
