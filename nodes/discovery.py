@@ -70,10 +70,6 @@ class Sighting:
     remote_id: str = ""  # option 82 sub-option 2, hex
     relay_address: str | None = None  # giaddr, when relayed
 
-    @property
-    def oui(self) -> str:
-        return self.mac[:8]
-
 
 def _options(buf: bytes, into: dict[int, bytes]) -> bool:
     """Parse DHCP options into ``into`` (repeated codes concatenate, RFC 3396). False when an

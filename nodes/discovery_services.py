@@ -18,6 +18,7 @@ from .choices import DISCOVERY_TRANSITIONS, BoardModel, BootMode, DiscoveryStatu
 from .discovery import Sighting, relay_id_for_node
 from .models import DiscoveredBoard, Node, Site, Tenant, _is_ipv4
 from .services import audit_log_write, node_create
+from .webhooks import webhook_emit
 
 DISCOVERY_ACTOR = "discovery"
 
@@ -107,8 +108,6 @@ def discovery_record(
                 obj=board,
                 data={"mac": board.mac, "site": site.slug, "board_model": board.board_model, "serial": board.serial},
             )
-            from .webhooks import webhook_emit
-
             webhook_emit(event="node.discovered", data={"board": board_payload(board)})
             return board
     changes: dict = {"last_seen": max(now, board.last_seen), "seen_count": F("seen_count") + count}

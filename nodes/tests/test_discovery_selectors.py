@@ -5,7 +5,7 @@ import pytest
 from nodes import selectors
 from nodes.apikeys import ApiPrincipal, api_key_create
 from nodes.discovery_services import discovered_board_ignore, discovery_record
-from nodes.models import Node
+from nodes.models import DiscoveredBoard, Node
 from tests.factories import make_node, make_site
 
 from .test_discovery_services import pc, pi4
@@ -17,6 +17,9 @@ def test_only_operators_list_discovered_boards(site, operator, customer):
     board = discovery_record(site=site, sighting=pc())
     assert list(selectors.discovered_board_list(user=operator)) == [board]
     assert list(selectors.discovered_board_list(user=customer)) == []
+    assert selectors.discovered_board_get(user=operator, pk=board.pk) == board
+    with pytest.raises(DiscoveredBoard.DoesNotExist):
+        selectors.discovered_board_get(user=customer, pk=board.pk)
     _, billing = api_key_create(name="billing", scope="billing")
     principal = ApiPrincipal(key=billing, scope="billing", tenant_ids=[])
     assert list(selectors.discovered_board_list(user=principal)) == []
