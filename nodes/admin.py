@@ -6,6 +6,7 @@ from django.db import transaction
 from .models import (
     ApiKey,
     AuditLog,
+    DiscoveredBoard,
     IdempotencyRecord,
     Node,
     PowerAction,
@@ -235,6 +236,63 @@ class PowerActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(DiscoveredBoard)
+class DiscoveredBoardAdmin(AuditedAdmin):
+    """What the listeners heard, read-only: adopt in the dashboard or the API; ignore and
+    un-ignore here too. Deleting a record forgets the board until it asks again."""
+
+    list_display = ["mac", "site", "status", "board_model", "serial", "is_pi", "last_seen", "seen_count", "node"]
+    list_filter = ["site", "status", "board_model", "is_pi"]
+    search_fields = ["mac", "serial", "vendor_class", "client_id"]
+    list_select_related = ["site", "node"]
+    actions = ["ignore", "unignore"]
+    fieldsets = [
+        (None, {"fields": ["site", "mac", "status", "node"]}),
+        ("Board", {"fields": ["board_model", "is_pi", "serial", "revision", "vendor_class", "arch", "client_id"]}),
+        (
+            "Relay (option 82)",
+            {"fields": ["relay_address", "circuit_id_text", "circuit_id", "remote_id_text", "remote_id"]},
+        ),
+        ("Seen", {"fields": ["first_seen", "last_seen", "seen_count"]}),
+    ]
+    readonly_fields = [f for _, options in fieldsets for f in options["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Ignore the selected boards (blocklist)")
+    def ignore(self, request, queryset):
+        from .discovery_services import discovered_board_ignore
+
+        self._each(request, queryset, discovered_board_ignore)
+
+    @admin.action(description="Stop ignoring the selected boards")
+    def unignore(self, request, queryset):
+        from .discovery_services import discovered_board_unignore
+
+        self._each(request, queryset, discovered_board_unignore)
+
+    def _each(self, request, queryset, service) -> None:
+        from pinet.lifecycle import InvalidTransition
+
+        for board in queryset:
+            try:
+                service(board=board, by=request.user)
+            except InvalidTransition as exc:
+                messages.warning(request, str(exc))
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, distinct = super().get_search_results(request, queryset, search_term)
+        try:
+            queryset |= self.model.objects.filter(mac=normalize_mac(search_term.strip()))
+        except ValidationError:
+            pass  # not a MAC: the ordinary search above is the whole answer
+        return queryset, distinct
 
 
 @admin.register(AuditLog)

@@ -23,8 +23,10 @@ class BootMode(models.TextChoices):
     INSTALL = "install", _("Install to SD card / disk")
 
 
+# A board pinet has seen but nobody adopted is a DiscoveredBoard, not a Node: a node always
+# has a host name, a site configuration and an owner's decision behind it. (Nodes had a
+# "discovered" state before discovery existed; migration 0006 moved such rows to DiscoveredBoard.)
 class NodeState(models.TextChoices):
-    DISCOVERED = "discovered", _("Discovered")
     READY = "ready", _("Ready")
     INSTALLING = "installing", _("Installing")
     DEPLOYED = "deployed", _("Deployed")
@@ -36,7 +38,6 @@ _S = NodeState
 # A suspended node (the customer stopped paying) can only come back to ready; an
 # installing node leaves that state only through its job ending.
 NODE_TRANSITIONS: dict[str, frozenset[str]] = {
-    _S.DISCOVERED: frozenset({_S.READY, _S.SUSPENDED}),
     _S.READY: frozenset({_S.INSTALLING, _S.DEPLOYED, _S.SUSPENDED}),
     _S.INSTALLING: frozenset({_S.DEPLOYED, _S.FAILED, _S.READY}),
     _S.DEPLOYED: frozenset({_S.INSTALLING, _S.READY, _S.SUSPENDED}),
@@ -55,6 +56,22 @@ class PowerDriver(models.TextChoices):
     MANUAL = "manual", _("Manual (a person power-cycles the board)")
     SNMP_POE = "snmp-poe", _("PoE switch port (SNMP)")
     WEBHOOK = "webhook", _("HTTP webhook (smart plug, relay board)")
+
+
+class DiscoveryStatus(models.TextChoices):
+    NEW = "new", _("New")
+    IGNORED = "ignored", _("Ignored")
+    ADOPTED = "adopted", _("Adopted")
+
+
+_D = DiscoveryStatus
+# Ignoring is a blocklist an operator can undo; adoption is final (deleting the node deletes
+# the record, so the board is discovered afresh if it asks again).
+DISCOVERY_TRANSITIONS: dict[str, frozenset[str]] = {
+    _D.NEW: frozenset({_D.IGNORED, _D.ADOPTED}),
+    _D.IGNORED: frozenset({_D.NEW, _D.ADOPTED}),
+    _D.ADOPTED: frozenset(),
+}
 
 
 class PowerActionKind(models.TextChoices):

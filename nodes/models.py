@@ -13,6 +13,7 @@ from .choices import (
     BoardModel,
     BootMode,
     DhcpBackend,
+    DiscoveryStatus,
     NodeState,
     PowerActionKind,
     PowerActionStatus,
@@ -511,6 +512,124 @@ class PowerAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.node} ({self.status})"
+
+
+HEX_RE = r"^([0-9a-f]{2})*$"
+CLIENT_ID_RE = r"^[0-9a-f]{2}(:[0-9a-f]{2})*$"
+
+
+class DiscoveredBoard(models.Model):
+    """A board that asked a site for a network boot and is not a node: what its DHCP DISCOVER
+    said about it, how often it asked, and the operator's decision (adopt or ignore)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="discovered_boards")
+    mac = MACAddressField("MAC address")
+    vendor_class = models.CharField("option 60 vendor class", max_length=255, blank=True)
+    arch = models.PositiveIntegerField(
+        "option 93 architecture", null=True, blank=True, help_text="The first value the client sent (0 = x86 BIOS)."
+    )
+    client_id = models.CharField(
+        "option 97 client id", max_length=64, blank=True, help_text="Hex, as Node.client_id spells it."
+    )
+    board_model = models.CharField(max_length=16, choices=BoardModel.choices, default=BoardModel.UNKNOWN)
+    revision = models.CharField(
+        "board revision code", max_length=8, blank=True, help_text="Hex, from a Pi 4/5's option 97 (e.g. c03111)."
+    )
+    serial = PiSerialField("Pi serial", null=True, blank=True)
+    is_pi = models.BooleanField("Raspberry Pi", default=False)
+    circuit_id = models.CharField(
+        "option 82 circuit-id", max_length=510, blank=True, help_text="Raw bytes in hex, as the relay sent them."
+    )
+    remote_id = models.CharField(
+        "option 82 remote-id", max_length=510, blank=True, help_text="Raw bytes in hex, as the relay sent them."
+    )
+    relay_address = models.GenericIPAddressField(
+        "relay (giaddr)", protocol="IPv4", null=True, blank=True, help_text="Set when a relay forwarded the request."
+    )
+    status = models.CharField(max_length=16, choices=DiscoveryStatus.choices, default=DiscoveryStatus.NEW)
+    node = models.ForeignKey(
+        Node,
+        # Deleting the node forgets the board: if it asks again it is discovered afresh.
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="discovered_boards",
+        help_text="The node it was adopted as.",
+    )
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    seen_count = models.PositiveIntegerField(default=1, help_text="DHCP requests heard from it.")
+
+    class Meta:
+        ordering = ["site", "-last_seen", "pk"]
+        indexes = [models.Index(fields=["site", "status"], name="nodes_discoveredboard_status")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "mac"],
+                name="nodes_discoveredboard_unique_mac_per_site",
+                violation_error_message="This site already has a record of that board.",
+            ),
+            models.CheckConstraint(condition=Q(mac__regex=validators.MAC_RE), name="nodes_discoveredboard_mac_format"),
+            models.CheckConstraint(
+                condition=Q(serial__isnull=True) | Q(serial__regex=validators.SERIAL_RE),
+                name="nodes_discoveredboard_serial_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(client_id="") | Q(client_id__regex=CLIENT_ID_RE),
+                name="nodes_discoveredboard_client_id_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(revision="") | Q(revision__regex=r"^[0-9a-f]{8}$"),
+                name="nodes_discoveredboard_revision_format",
+            ),
+            models.CheckConstraint(condition=Q(circuit_id__regex=HEX_RE), name="nodes_discoveredboard_circuit_id_hex"),
+            models.CheckConstraint(condition=Q(remote_id__regex=HEX_RE), name="nodes_discoveredboard_remote_id_hex"),
+            models.CheckConstraint(condition=Q(arch__lte=65535), name="nodes_discoveredboard_arch_range"),
+            models.CheckConstraint(
+                condition=Q(last_seen__gte=models.F("first_seen")), name="nodes_discoveredboard_seen_order"
+            ),
+            _choices_check("board_model", BoardModel, "nodes_discoveredboard_board_model_valid"),
+            _choices_check("status", DiscoveryStatus, "nodes_discoveredboard_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status=DiscoveryStatus.ADOPTED, node__isnull=False)
+                | (~Q(status=DiscoveryStatus.ADOPTED) & Q(node__isnull=True)),
+                name="nodes_discoveredboard_adopted_has_node",
+                violation_error_message="An adopted board names its node, and only an adopted one does.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mac} ({self.get_board_model_display()}) at {self.site.slug}" if self.site_id else self.mac
+
+    @property
+    def circuit_id_text(self) -> str:
+        """The circuit-id in a readable form (text, a D-Link VLAN/module/port tuple, else hex)."""
+        return relay_id_text(self.circuit_id)
+
+    @property
+    def remote_id_text(self) -> str:
+        return relay_id_text(self.remote_id, remote=True)
+
+
+def relay_id_text(hex_value: str, *, remote: bool = False) -> str:
+    """Decode an option 82 sub-option for people. Formats are vendor-specific (netboot.md §5):
+    printable ASCII is shown as text; D-Link's circuit-id (type 0, length 4, VLAN(2),
+    module(1), port(1)) and remote-id (type 0, length 6, switch MAC) are spelled out;
+    anything else stays hex."""
+    try:
+        raw = bytes.fromhex(hex_value or "")
+    except ValueError:
+        return hex_value
+    if not raw:
+        return ""
+    if all(0x20 <= b < 0x7F for b in raw):
+        return raw.decode("ascii")
+    if not remote and len(raw) == 6 and raw[:2] == b"\x00\x04":
+        vlan = int.from_bytes(raw[2:4], "big")
+        return f"vlan {vlan} module {raw[4]} port {raw[5]}"
+    if remote and len(raw) == 8 and raw[:2] == b"\x00\x06":
+        return "switch " + ":".join(f"{b:02x}" for b in raw[2:])
+    return "hex:" + raw.hex()
 
 
 class AuditLog(models.Model):

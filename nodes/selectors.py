@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
-from .choices import NodeState
-from .models import AuditLog, Node, Site, Tenant
+from pinet.api import role
+
+from .choices import BoardModel, DiscoveryStatus, NodeState
+from .models import AuditLog, DiscoveredBoard, Node, Site, Tenant
 
 
 def node_list(*, user) -> QuerySet[Node]:
@@ -83,10 +86,13 @@ def operator_overview(*, user) -> dict:
     from django.db.models import OuterRef, Q, Subquery
 
     last = ConfigRevision.objects.filter(site=OuterRef("pk")).order_by("-created", "-pk")
-    per_state = {f"n_{state}": Count("nodes", filter=Q(nodes__state=state)) for state in NodeState.values}
+    # distinct: two to-many joins in one query would multiply each other's counts.
+    per_state = {
+        f"n_{state}": Count("nodes", filter=Q(nodes__state=state), distinct=True) for state in NodeState.values
+    }
     rows = Site.objects.annotate(
         **per_state,
-        discovered=Count("nodes", filter=Q(nodes__state="discovered")),
+        discovered=Count("discovered_boards", filter=Q(discovered_boards__status=DiscoveryStatus.NEW), distinct=True),
         revision_status=Subquery(last.values("status")[:1]),
         revision_created=Subquery(last.values("created")[:1]),
         revision_output=Subquery(last.values("validator_output")[:1]),
@@ -107,3 +113,62 @@ def operator_overview(*, user) -> dict:
         for site in rows
     ]
     return {"running": list(running), "failed": list(failed), "sites": sites}
+
+
+def discovered_board_list(*, user) -> QuerySet[DiscoveredBoard]:
+    """Boards heard asking for a boot: operators only (a customer, or a billing key, gets none)."""
+    if role(user) != "operator":
+        return DiscoveredBoard.objects.none()
+    return DiscoveredBoard.objects.select_related("site", "node")
+
+
+def discovered_board_get(*, user, pk: int) -> DiscoveredBoard:
+    """The board, or DiscoveredBoard.DoesNotExist (a 404) for a missing one or a non-operator."""
+    return discovered_board_list(user=user).get(pk=pk)
+
+
+_HOSTNAME_PREFIXES = {
+    BoardModel.PI3B: "pi3",
+    BoardModel.PI3BPLUS: "pi3",
+    BoardModel.PI4B: "pi4",
+    BoardModel.CM4: "cm4",
+    BoardModel.PI5: "pi5",
+    BoardModel.X86_BIOS: "pc",
+    BoardModel.X86_UEFI: "pc",
+    BoardModel.ARM64_UEFI: "arm64",
+}
+
+
+def hostname_suggest(*, board: DiscoveredBoard) -> str:
+    """A host name for adopting the board, free in its site: ``pi4-<serial>`` for a Pi with a
+    serial, else ``<kind>-<last 6 MAC digits>`` (``pc-0a1b2c``, ``board-…`` when unknown)."""
+    prefix = _HOSTNAME_PREFIXES.get(board.board_model, "pi" if board.is_pi else "board")
+    base = f"{prefix}-{board.serial[-8:]}" if board.serial else f"{prefix}-{board.mac.replace(':', '')[-6:]}"
+    taken = set(
+        Node.objects.filter(site_id=board.site_id, hostname__startswith=base).values_list("hostname", flat=True)
+    )
+    candidate, n = base, 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def ip_next_free(*, site: Site) -> str | None:
+    """The first address of the site's subnet a new node may reserve, or None when there is
+    none: not the network or broadcast address, not the boot server, gateway, NFS server, a
+    DNS server or a relay, outside the dynamic range, and reserved by no node of the site."""
+    network = site.network
+    taken = {str(ip) for ip in Node.objects.filter(site=site, ip__isnull=False).values_list("ip", flat=True)}
+    taken |= {a for a in (site.boot_server, site.gateway, site.nfs_server) if a}
+    taken |= set(site.dns_server_list) | set(site.relay_address_list)
+    for address in network.hosts():
+        text = str(address)
+        if text in taken or site.in_dynamic_range(text):
+            continue
+        try:
+            # Node's own address rules have the last word, so a suggestion is never refused.
+            Node(site=site, ip=text).clean()
+        except ValidationError:
+            continue
+        return text
+    return None

@@ -6,6 +6,7 @@ from images.api.views import OSImageViewSet
 from nodes.api.views import (
     ApiKeyViewSet,
     AuditLogViewSet,
+    DiscoveredBoardViewSet,
     NodeViewSet,
     PowerActionViewSet,
     SiteViewSet,
@@ -25,6 +26,7 @@ router.register("audit-log", AuditLogViewSet, basename="audit-log")
 router.register("api-keys", ApiKeyViewSet, basename="api-key")
 router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("power-actions", PowerActionViewSet, basename="power-action")
+router.register("discovered-boards", DiscoveredBoardViewSet, basename="discovered-board")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

@@ -201,6 +201,16 @@ PINET_INSTALL_TIMEOUT_MINUTES = env_int("PINET_INSTALL_TIMEOUT_MINUTES", 30, min
 # Requests one boot token may make per minute (boot endpoints need no login).
 PINET_BOOT_RATE_PER_MINUTE = env_int("PINET_BOOT_RATE_PER_MINUTE", 600, minimum=1)
 
+# Discovery listener (manage.py pinet_discover): a flood of DHCP requests from random MACs
+# must not grow memory or the database without bound. New (unadopted, not ignored) boards
+# kept per site; seconds between two writes about one MAC; writes per second in all; MACs
+# remembered for that rate limit; seconds between re-reads of the site (discovery on/off).
+PINET_DISCOVERY_MAX_NEW = env_int("PINET_DISCOVERY_MAX_NEW", 1000, minimum=1)
+PINET_DISCOVERY_WRITE_INTERVAL = env_int("PINET_DISCOVERY_WRITE_INTERVAL", 60)
+PINET_DISCOVERY_WRITES_PER_SECOND = env_int("PINET_DISCOVERY_WRITES_PER_SECOND", 20, minimum=1)
+PINET_DISCOVERY_MEMORY = env_int("PINET_DISCOVERY_MEMORY", 4096, minimum=16)
+PINET_DISCOVERY_REFRESH = env_int("PINET_DISCOVERY_REFRESH", 10, minimum=1)
+
 # --- Database
 _database_url = env_str("DATABASE_URL")
 if not _database_url and not EMBEDDED:

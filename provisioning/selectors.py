@@ -104,25 +104,21 @@ def site_snapshot(
     nodes = Node.objects.filter(site=site)
     if node_ids is not None:
         nodes = nodes.filter(pk__in=node_ids)
-    nodes = (
-        nodes.exclude(state=NodeState.DISCOVERED)
-        .order_by("mac")
-        .values_list(
-            "pk",
-            "hostname",
-            "mac",
-            "ip",
-            "board_model",
-            "serial",
-            "client_id",
-            "relay_circuit_id",
-            "relay_remote_id",
-            "boot_mode",
-            "state",
-            "image__state",
-            "image__boot_path",
-            "image__root_path",
-        )
+    nodes = nodes.order_by("mac").values_list(
+        "pk",
+        "hostname",
+        "mac",
+        "ip",
+        "board_model",
+        "serial",
+        "client_id",
+        "relay_circuit_id",
+        "relay_remote_id",
+        "boot_mode",
+        "state",
+        "image__state",
+        "image__boot_path",
+        "image__root_path",
     )
     installers = {
         image.arch: image

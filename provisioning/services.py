@@ -144,8 +144,6 @@ def node_request_reinstall(*, node: Node, image, by: AbstractBaseUser | None) ->
     node = Node.objects.select_for_update().get(pk=node.pk)
     if node.state == NodeState.SUSPENDED:
         raise ValidationError({"node": f"{node.hostname} is suspended; it cannot be reinstalled."})
-    if node.state == NodeState.DISCOVERED:
-        raise ValidationError({"node": f"{node.hostname} has not been adopted yet."})
     if image.state != ImageState.READY or image.kind != ImageKind.OS or not image.artefact_path:
         raise ValidationError({"image": f"{image} is not a ready OS image with an install artefact."})
     if not arch_fits(node, image):

@@ -1,11 +1,15 @@
 from django.contrib.auth import get_user_model
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from nodes.choices import BootMode, PowerActionKind, PowerDriver
+from nodes import selectors
+from nodes.choices import BoardModel, BootMode, PowerActionKind, PowerDriver
 from nodes.models import (
     WEBHOOK_EVENTS,
     ApiKey,
     AuditLog,
+    DiscoveredBoard,
     Node,
     PowerAction,
     Site,
@@ -229,4 +233,75 @@ class PowerSettingsStateSerializer(serializers.Serializer):
     params = serializers.JSONField()
     secrets_state = serializers.DictField(
         child=serializers.CharField(), help_text='Each secret the driver takes: "set", "not set" or "unreadable".'
+    )
+
+
+class DiscoveredBoardSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    circuit_id_text = serializers.CharField(
+        read_only=True, help_text="The circuit-id decoded where the format is known."
+    )
+    remote_id_text = serializers.CharField(read_only=True, help_text="The remote-id decoded where the format is known.")
+
+    class Meta:
+        model = DiscoveredBoard
+        fields = [
+            "id",
+            "site",
+            "mac",
+            "status",
+            "board_model",
+            "is_pi",
+            "serial",
+            "revision",
+            "vendor_class",
+            "arch",
+            "client_id",
+            "circuit_id",
+            "circuit_id_text",
+            "remote_id",
+            "remote_id_text",
+            "relay_address",
+            "first_seen",
+            "last_seen",
+            "seen_count",
+            "node",
+        ]
+        read_only_fields = fields
+
+
+class DiscoveredBoardDetailSerializer(DiscoveredBoardSerializer):
+    """One board, with what adopting it would use by default."""
+
+    suggested_hostname = serializers.SerializerMethodField()
+    suggested_ip = serializers.SerializerMethodField()
+
+    class Meta(DiscoveredBoardSerializer.Meta):
+        fields = [*DiscoveredBoardSerializer.Meta.fields, "suggested_hostname", "suggested_ip"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_suggested_hostname(self, board) -> str:
+        return selectors.hostname_suggest(board=board)
+
+    @extend_schema_field({"type": "string", "format": "ipv4", "nullable": True})
+    def get_suggested_ip(self, board) -> str | None:
+        return selectors.ip_next_free(site=board.site)
+
+
+class AdoptSerializer(serializers.Serializer):
+    hostname = serializers.CharField(
+        required=False, max_length=63, help_text="Default: the suggested name (pi4-<serial>, pc-<mac>...)."
+    )
+    ip = serializers.IPAddressField(
+        protocol="IPv4",
+        required=False,
+        allow_null=True,
+        help_text="Reserved address. Default: the first free one outside the dynamic range; null: none.",
+    )
+    tenant = serializers.SlugField(required=False, allow_null=True, help_text="Rent it to this tenant at once.")
+    boot_mode = serializers.ChoiceField(choices=[BootMode.LOCAL, BootMode.NETBOOT], default=BootMode.LOCAL)
+    image = serializers.IntegerField(required=False, allow_null=True, help_text="The image it netboots.")
+    board_model = serializers.ChoiceField(
+        choices=BoardModel.choices, required=False, help_text="Default: the model the board's request showed."
     )

@@ -14,9 +14,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from images.models import OSImage
-from nodes import apikeys, selectors, services
+from nodes import apikeys, discovery_services, selectors, services
 from nodes.choices import NodeState, PowerActionKind, PowerActionStatus
-from nodes.filtersets import AuditLogFilterSet, NodeFilterSet, PowerActionFilterSet
+from nodes.filtersets import AuditLogFilterSet, DiscoveredBoardFilterSet, NodeFilterSet, PowerActionFilterSet
 from nodes.models import ApiKey, Node, Tenant, WebhookEndpoint
 from nodes.power import selectors as power_selectors
 from nodes.power.services import PowerRateLimited, node_power, node_power_set
@@ -322,3 +322,58 @@ class WebhookViewSet(Idempotent, viewsets.ModelViewSet):
     def deliveries(self, request, pk=None):
         page = self.paginate_queryset(self.get_object().deliveries.all())
         return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+
+class DiscoveredBoardViewSet(Idempotent, viewsets.ReadOnlyModelViewSet):
+    """Boards heard asking for a network boot that are not nodes (operators only). Adopting one
+    makes it a node (201 with the node); ignoring puts it on the site's blocklist."""
+
+    permission_classes = [IsOperator]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DiscoveredBoardFilterSet
+
+    def get_queryset(self):
+        return selectors.discovered_board_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        return s.DiscoveredBoardDetailSerializer if self.action == "retrieve" else s.DiscoveredBoardSerializer
+
+    @extend_schema(request=s.AdoptSerializer, responses={201: s.NodeSerializer})
+    @action(detail=True, methods=["post"])
+    def adopt(self, request, pk=None):
+        board = self.get_object()
+        data = s.AdoptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        tenant = image = None
+        if fields.get("tenant"):
+            tenant = Tenant.objects.filter(slug=fields["tenant"]).first()
+            if tenant is None:
+                return Response({"tenant": [f"No tenant {fields['tenant']!r}."]}, status=status.HTTP_400_BAD_REQUEST)
+        if fields.get("image") is not None:
+            image = OSImage.objects.visible_to(request.user).filter(pk=fields["image"]).first()
+            if image is None:
+                return Response({"image": ["No such image."]}, status=status.HTTP_400_BAD_REQUEST)
+        node = discovery_services.discovered_board_adopt(
+            board=board,
+            hostname=fields.get("hostname") or selectors.hostname_suggest(board=board),
+            ip=fields["ip"] if "ip" in fields else selectors.ip_next_free(site=board.site),
+            tenant=tenant,
+            boot_mode=fields["boot_mode"],
+            image=image,
+            board_model=fields.get("board_model"),
+            by=request.user,
+        )
+        return Response(s.NodeSerializer(node).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: s.DiscoveredBoardSerializer})
+    @action(detail=True, methods=["post"])
+    def ignore(self, request, pk=None):
+        board = discovery_services.discovered_board_ignore(board=self.get_object(), by=request.user)
+        return Response(s.DiscoveredBoardSerializer(board).data)
+
+    @extend_schema(request=None, responses={200: s.DiscoveredBoardSerializer})
+    @action(detail=True, methods=["post"])
+    def unignore(self, request, pk=None):
+        board = discovery_services.discovered_board_unignore(board=self.get_object(), by=request.user)
+        return Response(s.DiscoveredBoardSerializer(board).data)

@@ -5,9 +5,12 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from nodes.models import AuditLog, Node
+from nodes.discovery_services import discovery_record
+from nodes.models import AuditLog, DiscoveredBoard, Node
 from provisioning.services import boot_token_issue, install_job_create
 from tests.factories import make_image, make_node
+
+from .test_discovery_services import pi4
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +28,7 @@ def populated(site, tenant):
     image = make_image(state="ready")
     job = install_job_create(node=node, image=image, by=None)
     boot_token_issue(job=job)
+    discovery_record(site=site, sighting=pi4(mac="dc:a6:32:77:00:01", circuit_id="0004000a0107"))
     return node
 
 
@@ -91,3 +95,20 @@ def test_customer_cannot_use_admin(client, customer):
     client.force_login(customer)
     response = client.get(reverse("admin:nodes_node_changelist"))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_discovered_boards_are_ignored_and_unignored_in_admin(client, superuser, populated):
+    client.force_login(superuser)
+    board = DiscoveredBoard.objects.get()
+    url = reverse("admin:nodes_discoveredboard_changelist")
+    page = client.get(reverse("admin:nodes_discoveredboard_change", args=[board.pk])).content.decode()
+    assert "vlan 10 module 1 port 7" in page
+    assert client.get(reverse("admin:nodes_discoveredboard_add")).status_code == 403
+    client.post(url, {"action": "ignore", "_selected_action": [board.pk]})
+    assert DiscoveredBoard.objects.get().status == "ignored"
+    client.post(url, {"action": "unignore", "_selected_action": [board.pk]})
+    assert DiscoveredBoard.objects.get().status == "new"
+    assert list(AuditLog.objects.filter(actor=superuser).values_list("action", flat=True).order_by("pk")) == [
+        "discovered_board.ignore",
+        "discovered_board.unignore",
+    ]

@@ -3,13 +3,13 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from nodes.choices import BoardModel, BootMode
-from nodes.models import Node, Site, Tenant
+from nodes.models import DiscoveredBoard, Node, Site, Tenant
 
 pytestmark = pytest.mark.django_db
 
 
 def _counts():
-    return (Site.objects.count(), Tenant.objects.count(), Node.objects.count())
+    return (Site.objects.count(), Tenant.objects.count(), Node.objects.count(), DiscoveredBoard.objects.count())
 
 
 def test_demo_is_idempotent_and_complete(capsys, settings, tmp_path):
@@ -22,7 +22,10 @@ def test_demo_is_idempotent_and_complete(capsys, settings, tmp_path):
     assert _counts() == first
     site = Site.objects.get(slug="demo")
     assert (site.interface, site.subnet, site.boot_server) == ("pinet0", "192.0.2.0/24", "192.0.2.1")
-    assert set(Node.objects.values_list("board_model", flat=True)) == set(BoardModel.values)
+    boards = DiscoveredBoard.objects.filter(site=site, status="new")
+    models = set(Node.objects.values_list("board_model", flat=True)) | set(boards.values_list("board_model", flat=True))
+    assert models == set(BoardModel.values)
+    assert boards.get(board_model=BoardModel.PI5).seen_count == 3  # a second run recorded nothing more
     pi4_modes = set(Node.objects.filter(board_model=BoardModel.PI4B).values_list("boot_mode", flat=True))
     assert {BootMode.LOCAL, BootMode.NETBOOT} <= pi4_modes
     assert Node.objects.filter(tenant__slug="acme").exists() and Node.objects.filter(tenant__slug="birch").exists()

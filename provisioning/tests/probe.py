@@ -8,6 +8,9 @@ error prints ``{"error": ...}`` and exits 1.
     probe.py dhcp --iface IF --mac MAC --profile pi4 [--request] [--timeout S]
                   [--giaddr A --server-ip IP [--circuit-id V] [--remote-id V]] [--client-id HEX] [--serial HEX]
     probe.py dhcp-watch --iface IF --mac MAC --profile pi4 --seconds S --interval MS
+    probe.py discover --iface IF --mac MAC --profile pi4 [--count N] [--serial HEX] [--revision HEX]
+                  [--giaddr A --server-ip IP [--circuit-id V] [--remote-id V]]   (send only, no answer awaited)
+    probe.py garbage --iface IF [--count N] [--seed N]   (malformed requests to UDP port 67)
     probe.py tftp --server IP --file PATH [--blksize N] [--tsize] [--out FILE] [--timeout S]
 """
 
@@ -43,6 +46,7 @@ RETRANSMIT_S = 1.0
 ANSWER_WINDOW_S = 1.0
 
 PI_BOARD_REVISION = 0x00C03111  # Pi 4B rev 1.1, 4 GB
+PI5_BOARD_REVISION = 0x00D04170  # Pi 5 rev 1.0, 8 GB
 PI_PRL = (1, 3, 43, 60, 66, 67, *range(128, 136))
 PXE_PRL = (1, 3, 43, 60, 66, 67)
 # iPXE's dhcp_request_options_data (src/net/udp/dhcp.c); it never asks for 224.
@@ -63,8 +67,9 @@ class Profile:
     arch: int
     undi: bytes
     prl: tuple[int, ...]
-    guid: str  # "rpi" (Pi 4/5 default layout), "rpi-old" (serial repeated), "uuid" or "none" (not PXE)
+    guid: str  # "rpi" (Pi 4/5 default layout), "rpi-old" (serial repeated), "rpi3b" (constant), "uuid", "none"
     fourcc: bytes = b""
+    revision: int = PI_BOARD_REVISION
     user_class: bytes | None = None
     encapsulated: bytes | None = None
     sends_request: bool = True
@@ -73,9 +78,11 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # The Pi claims to be an x86 BIOS PXE client (arch 0); only option 97 and the OUI give it away.
     "pi4": Profile(VENDOR_BIOS, 0, UNDI_2_1, PI_PRL, "rpi", fourcc=b"RPi4"),
-    "pi5": Profile(VENDOR_BIOS, 0, UNDI_2_1, PI_PRL, "rpi", fourcc=b"RPi5"),
+    "pi5": Profile(VENDOR_BIOS, 0, UNDI_2_1, PI_PRL, "rpi", fourcc=b"RPi5", revision=PI5_BOARD_REVISION),
     # The Pi 3 boot ROM takes the OFFER and goes straight to TFTP: it never sends a REQUEST.
+    # "pi3" is the 3B+ (its serial four times in option 97), "pi3b" the 3B ("D" sixteen times).
     "pi3": Profile(VENDOR_BIOS, 0, UNDI_2_1, PI_PRL, "rpi-old", sends_request=False),
+    "pi3b": Profile(VENDOR_BIOS, 0, UNDI_2_1, PI_PRL, "rpi3b", sends_request=False),
     "x86-bios": Profile(VENDOR_BIOS, 0, UNDI_2_1, PXE_PRL, "uuid"),
     "x86-uefi": Profile(VENDOR_UEFI_X64, 7, UNDI_3_16, PXE_PRL, "uuid"),
     "arm64-uefi": Profile(VENDOR_UEFI_ARM64, 11, UNDI_3_16, PXE_PRL, "uuid"),
@@ -197,13 +204,17 @@ def pxe_menu_text(option43: bytes | None) -> str | None:
 # --- DHCP packets --------------------------------------------------------------------------------
 
 
-def client_guid(profile: Profile, mac: bytes, serial: int) -> bytes:
+def client_guid(profile: Profile, mac: bytes, serial: int, revision: int | None = None) -> bytes:
     if profile.guid == "rpi":
         # Pi 4/5 bootloader layout: FourCC, board revision and serial little-endian like the FourCC.
         # The low four MAC bytes are kept in wire order.
-        return b"\x00" + profile.fourcc + struct.pack("<I", PI_BOARD_REVISION) + mac[2:] + struct.pack("<I", serial)
+        revision = profile.revision if revision is None else revision
+        return b"\x00" + profile.fourcc + struct.pack("<I", revision) + mac[2:] + struct.pack("<I", serial)
     if profile.guid == "rpi-old":
         return b"\x00" + struct.pack("<I", serial) * 4
+    if profile.guid == "rpi3b":
+        # The Pi 3B ROM's constant GUID (boot-net.adoc tcpdump: 0.68.68.68...).
+        return b"\x00" + b"D" * 16
     return b"\x00" + hashlib.sha256(b"pinet-probe-uuid" + mac).digest()[:16]
 
 
@@ -216,6 +227,7 @@ def client_options(
     client_id: bytes | None = None,
     requested_ip: bytes | None = None,
     server_id: bytes | None = None,
+    revision: int | None = None,
 ) -> list[tuple[int, bytes]]:
     options: list[tuple[int, bytes]] = [(53, bytes((message_type,)))]
     if client_id is not None:
@@ -231,7 +243,7 @@ def client_options(
         return options
     options.append((93, struct.pack("!H", profile.arch)))
     options.append((94, profile.undi))
-    options.append((97, client_guid(profile, mac, serial)))
+    options.append((97, client_guid(profile, mac, serial, revision)))
     if profile.user_class is not None:
         options.append((77, profile.user_class))
     if profile.encapsulated is not None:
@@ -583,6 +595,80 @@ def cmd_dhcp_watch(args) -> dict:
     return {"sent": len(sent_at), "answered": len(answered), "lost": lost}
 
 
+def revision_for(args) -> int | None:
+    if getattr(args, "revision", None) is None:
+        return None
+    try:
+        return int(args.revision, 16)
+    except ValueError:
+        raise UsageError(f"--revision must be hex: {args.revision!r}") from None
+
+
+def cmd_discover(args) -> dict:
+    """Send DISCOVERs as the firmware would, without waiting for answers (a board nobody knows
+    gets none). Each has its own xid, as a rebooting board's would."""
+    if not 1 <= args.count <= 1000:
+        raise UsageError("--count must be 1..1000")
+    profile = PROFILES[args.profile]
+    mac = parse_mac(args.mac)
+    options = client_options(profile, mac, serial_for(args, mac), DISCOVER, revision=revision_for(args))
+    transport = make_transport(args, mac)
+    try:
+        for _ in range(args.count):
+            transport.send(random.getrandbits(32), options)
+    finally:
+        transport.close()
+    return {"sent": args.count}
+
+
+def garbage_payloads(rng: random.Random, mac: bytes) -> list[tuple[str, bytes, int]]:
+    """(kind, UDP payload, destination port): requests no DHCP server should take seriously."""
+    valid = build_bootp(1, mac, client_options(PROFILES["pi4"], mac, 1, DISCOVER))
+    overrun = bytearray(valid)
+    overrun[240 + 1] = 250  # option 53 claims 250 bytes
+    reply = bytearray(valid)
+    reply[0] = 2
+    zero_mac = bytearray(valid)
+    zero_mac[28:34] = bytes(6)
+    cookie = bytearray(valid)
+    cookie[236] ^= 0xFF
+    inform = build_bootp(1, mac, [(53, bytes((INFORM,))), (60, VENDOR_BIOS.encode())])
+    return [
+        ("random", rng.randbytes(rng.randrange(1, 600)), 67),
+        ("truncated", valid[: rng.randrange(1, 260)], 67),
+        ("cut in the options", valid[: rng.randrange(241, 280)], 67),
+        ("option overrun", bytes(overrun), 67),
+        ("a reply", bytes(reply), 67),
+        ("zero MAC", bytes(zero_mac), 67),
+        ("wrong magic cookie", bytes(cookie), 67),
+        ("INFORM", inform, 67),
+        ("empty", b"", 67),
+        ("to port 68", valid, 68),
+    ]
+
+
+def cmd_garbage(args) -> dict:
+    """Broadcast malformed DHCP requests (and one valid one to the wrong port) from a MAC that
+    a valid request would make a discovered board, so a listener that records any of them is wrong."""
+    if not 1 <= args.count <= 10000:
+        raise UsageError("--count must be 1..10000")
+    rng = random.Random(args.seed)
+    mac = parse_mac(args.mac)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+    kinds: dict[str, int] = {}
+    try:
+        sock.bind((args.iface, ETH_P_IP))
+        for i in range(args.count):
+            kind, payload, port = garbage_payloads(rng, mac)[i % 10]
+            sock.send(udp_frame(mac, BROADCAST_MAC, ZERO_IP, BROADCAST_IP, 68, port, payload))
+            kinds[kind] = kinds.get(kind, 0) + 1
+    except OSError as exc:
+        raise UsageError(f"cannot send on {args.iface!r}: {exc}") from None
+    finally:
+        sock.close()
+    return {"sent": args.count, "kinds": kinds}
+
+
 # --- TFTP ----------------------------------------------------------------------------------------
 
 TFTP_RRQ, TFTP_DATA, TFTP_ACK, TFTP_ERROR, TFTP_OACK = 1, 3, 4, 5, 6
@@ -745,6 +831,21 @@ def build_parser() -> Parser:
     watch.add_argument("--seconds", type=float, required=True)
     watch.add_argument("--interval", type=float, required=True, help="milliseconds between DISCOVERs")
 
+    discover = sub.add_parser("discover")
+    common_dhcp(discover)
+    discover.add_argument("--count", type=int, default=1)
+    discover.add_argument("--revision", help="board revision code in hex for a Pi 4/5 option 97")
+    discover.add_argument("--giaddr")
+    discover.add_argument("--server-ip")
+    discover.add_argument("--circuit-id")
+    discover.add_argument("--remote-id")
+
+    garbage = sub.add_parser("garbage")
+    garbage.add_argument("--iface", required=True)
+    garbage.add_argument("--mac", default="dc:a6:32:ba:d0:01")
+    garbage.add_argument("--count", type=int, default=100)
+    garbage.add_argument("--seed", type=int, default=1)
+
     tftp = sub.add_parser("tftp")
     tftp.add_argument("--server", required=True)
     tftp.add_argument("--file", required=True)
@@ -755,7 +856,13 @@ def build_parser() -> Parser:
     return parser
 
 
-COMMANDS = {"dhcp": cmd_dhcp, "dhcp-watch": cmd_dhcp_watch, "tftp": cmd_tftp}
+COMMANDS = {
+    "dhcp": cmd_dhcp,
+    "dhcp-watch": cmd_dhcp_watch,
+    "discover": cmd_discover,
+    "garbage": cmd_garbage,
+    "tftp": cmd_tftp,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from nodes.choices import BoardModel, BootMode, DhcpBackend, NodeState
-from nodes.models import Node, Site, Tenant
+from nodes.discovery import PI_VENDOR_CLASS, Sighting
+from nodes.discovery_services import discovery_record
+from nodes.models import DiscoveredBoard, Node, Site, Tenant
 from nodes.services import node_create, site_create, tenant_create, tenant_member_add
 
 DEMO_SITE = {
@@ -45,15 +47,30 @@ DEMO_NODES = [
     ("x86-bios-01", BoardModel.X86_BIOS, "52:54:00:00:00:01", None, 51, BootMode.LOCAL, None, NodeState.READY),
     ("x86-uefi-01", BoardModel.X86_UEFI, "52:54:00:00:00:02", None, 52, BootMode.LOCAL, "acme", NodeState.READY),
     ("arm64-01", BoardModel.ARM64_UEFI, "52:54:00:00:00:03", None, 53, BootMode.LOCAL, None, NodeState.READY),
-    (
-        "unknown-2ccf67000001",
-        BoardModel.UNKNOWN,
-        "2c:cf:67:00:00:01",
-        None,
-        None,
-        BootMode.LOCAL,
-        None,
-        NodeState.DISCOVERED,
+]
+
+# Boards the demo site's listener has "heard": a Pi 5 waiting for adoption, and a PXE client
+# of an architecture pinet does not know (arm32 UEFI).
+DEMO_DISCOVERED = [
+    Sighting(
+        mac="2c:cf:67:00:00:01",
+        message_type=1,
+        vendor_class=PI_VENDOR_CLASS,
+        arch=0,
+        client_id="00:52:50:69:35:70:41:d0:00:67:00:00:01:01:c5:00:00",
+        board_model=BoardModel.PI5.value,
+        revision="00d04170",
+        serial="0000c501",
+        is_pi=True,
+        netboot=True,
+    ),
+    Sighting(
+        mac="52:54:00:00:00:0a",
+        message_type=1,
+        vendor_class="PXEClient:Arch:00010:UNDI:003016",
+        arch=10,
+        board_model=BoardModel.UNKNOWN.value,
+        netboot=True,
     ),
 ]
 
@@ -81,6 +98,7 @@ class Command(BaseCommand):
                 site = self._site()
                 tenants = self._tenants()
                 added = self._nodes(site, tenants)
+                self._discovered(site)
         except ValidationError as exc:
             raise CommandError(f"The demo data does not fit the existing database: {exc}") from exc
 
@@ -177,3 +195,9 @@ class Command(BaseCommand):
             )
             added += 1
         return added
+
+    def _discovered(self, site: Site) -> None:
+        for sighting in DEMO_DISCOVERED:
+            known = DiscoveredBoard.objects.filter(mac=sighting.mac).exists()
+            if not known and not Node.objects.filter(mac=sighting.mac).exists():
+                discovery_record(site=site, sighting=sighting, count=3)
