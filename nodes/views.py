@@ -10,9 +10,10 @@ from django.views.decorators.http import require_GET, require_POST
 from pinet.lifecycle import InvalidTransition
 from provisioning.selectors import node_boot_config
 
-from . import selectors, services
-from .filtersets import AuditLogFilterSet, NodeFilterSet
-from .models import Node
+from . import discovery_services, selectors, services
+from .choices import BoardModel
+from .filtersets import AuditLogFilterSet, DiscoveredBoardFilterSet, NodeFilterSet
+from .models import DiscoveredBoard, Node
 from .power import selectors as power_selectors
 from .power.services import PowerRateLimited, node_power
 
@@ -249,3 +250,122 @@ def node_power_action(request, pk: int):
         else:
             messages.success(request, f"Power {action} of {node.hostname} queued; its result appears below.")
     return redirect("node-detail", pk=node.pk)
+
+
+# --- Discovered boards (operators) --------------------------------------------------------------
+
+
+def _board(request, pk: int):
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    try:
+        return selectors.discovered_board_get(user=request.user, pk=pk)
+    except DiscoveredBoard.DoesNotExist:
+        raise Http404("No such discovered board.") from None
+
+
+@login_required
+@require_GET
+def discovered_list(request):
+    """Boards that asked for a network boot and are no node yet: adopt or ignore them."""
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    boards = selectors.discovered_board_list(user=request.user)
+    data = request.GET.copy()
+    data.setdefault("status", "new")
+    filters = DiscoveredBoardFilterSet(data, queryset=boards)
+    if not filters.is_valid():
+        messages.error(request, "Ignored a filter that does not exist: " + _form_errors(filters.errors))
+        filters = DiscoveredBoardFilterSet({"status": "new"}, queryset=boards)
+    page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "nodes/discovered_list.html",
+        {
+            "page": page,
+            "filters": filters.form,
+            "query": query.urlencode(),
+            "sites": selectors.site_list(user=request.user),
+        },
+    )
+
+
+@login_required
+def discovered_adopt(request, pk: int):
+    """The adopt form: suggested host name and next free address, tenant, boot mode, image."""
+    from images.models import OSImage
+
+    board = _board(request, pk)
+    tenants = selectors.tenant_list(user=request.user)
+    images = OSImage.objects.visible_to(request.user).filter(state="ready", kind="os").order_by("name", "-version")
+    form = {
+        "hostname": selectors.hostname_suggest(board=board),
+        "ip": selectors.ip_next_free(site=board.site) or "",
+        "tenant": "",
+        "boot_mode": "local",
+        "image": "",
+        "board_model": board.board_model,
+    }
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        form.update({k: request.POST.get(k, "").strip() for k in form})
+        tenant = tenants.filter(slug=form["tenant"]).first() if form["tenant"] else None
+        image = images.filter(pk=form["image"]).first() if form["image"].isdigit() else None
+        if form["tenant"] and tenant is None:
+            errors["tenant"] = ["Pick one of the tenants offered."]
+        if form["image"] and image is None:
+            errors["image"] = ["Pick one of the ready images offered."]
+        if not errors:
+            try:
+                node = discovery_services.discovered_board_adopt(
+                    board=board,
+                    hostname=form["hostname"],
+                    ip=form["ip"] or None,
+                    tenant=tenant,
+                    boot_mode=form["boot_mode"],
+                    image=image,
+                    board_model=form["board_model"] or None,
+                    by=request.user,
+                )
+            except ValidationError as exc:
+                errors = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+            except InvalidTransition as exc:
+                messages.error(request, str(exc))
+                return redirect("discovered-list")
+            else:
+                messages.success(request, f"Adopted {board.mac} as {node.hostname}; the boot server is being updated.")
+                return redirect("node-detail", pk=node.pk)
+    return render(
+        request,
+        "nodes/discovered_adopt.html",
+        {
+            "board": board,
+            "form": form,
+            "errors": errors,
+            # Errors not about one field (and fields the form does not show) go on top.
+            "general_errors": [m for k, v in errors.items() if k not in form for m in v],
+            "tenants": tenants,
+            "images": images,
+            "board_models": BoardModel.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def discovered_ignore(request, pk: int):
+    board = _board(request, pk)
+    undo = request.POST.get("undo") == "1"
+    service = discovery_services.discovered_board_unignore if undo else discovery_services.discovered_board_ignore
+    try:
+        service(board=board, by=request.user)
+    except InvalidTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        if undo:
+            messages.success(request, f"{board.mac} is no longer ignored.")
+        else:
+            messages.success(request, f"Ignoring {board.mac}: it stays off the list until you un-ignore it.")
+    return redirect(f"{reverse('discovered-list')}?{request.POST.get('query', '')}")

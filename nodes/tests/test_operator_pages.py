@@ -231,3 +231,80 @@ def test_board_page_power_cycle(client, site, tenant, other_tenant, customer, op
     client.force_login(operator)
     body = client.get(reverse("node-detail", args=[mine.pk])).content.decode()
     assert 'value="off"' in body and "manual" in body  # the action list shows the earlier cycle
+
+
+def _discovered(site, n: int = 1, **fields):
+    from django.utils import timezone
+
+    from nodes.models import DiscoveredBoard
+
+    now = timezone.now()
+    values = {
+        "site": site,
+        "mac": f"dc:a6:32:aa:00:{n:02x}",
+        "board_model": "pi4b",
+        "is_pi": True,
+        "serial": f"1000000{n}9ffefdef"[-16:],
+        "revision": "00c03111",
+        "vendor_class": "PXEClient:Arch:00000:UNDI:002001",
+        "arch": 0,
+        "first_seen": now,
+        "last_seen": now,
+        "seen_count": 3,
+    }
+    values.update(fields)
+    return DiscoveredBoard.objects.create(**values)
+
+
+def test_operator_adopts_a_discovered_board(client, site, tenant, operator):
+    board = _discovered(site)
+    make_node(site=site, n=1)
+    client.force_login(operator)
+    overview = client.get(reverse("dashboard")).content.decode()
+    assert "1 discovered" in overview and "1 ready</a>" in overview  # counted apart, not multiplied
+    body = client.get(reverse("discovered-list")).content.decode()
+    assert "dc:a6:32:aa:00:01" in body and "rev 00c03111" in body
+    form = client.get(reverse("discovered-adopt", args=[board.pk])).content.decode()
+    assert 'value="pi4-9ffefdef"' in form and 'value="192.0.2.' in form  # suggestions filled in
+    # A taken address is refused with the field named, and nothing changes.
+    body = client.post(
+        reverse("discovered-adopt", args=[board.pk]),
+        {"hostname": "rack1-pi", "ip": "192.0.2.11", "boot_mode": "local", "board_model": "pi4b"},
+    ).content.decode()
+    assert "192.0.2.11 is already reserved by pi-1." in body
+    assert Node.objects.count() == 1
+    response = client.post(
+        reverse("discovered-adopt", args=[board.pk]),
+        {
+            "hostname": "rack1-pi",
+            "ip": "192.0.2.50",
+            "tenant": tenant.slug,
+            "boot_mode": "local",
+            "board_model": "pi4b",
+        },
+        follow=True,
+    )
+    node = Node.objects.get(hostname="rack1-pi")
+    assert response.redirect_chain[-1][0] == reverse("node-detail", args=[node.pk])
+    assert "Adopted dc:a6:32:aa:00:01 as rack1-pi" in response.content.decode()
+    assert (node.mac, node.serial, node.tenant, node.ip) == (board.mac, board.serial, tenant, "192.0.2.50")
+    assert "dc:a6:32:aa:00:01" not in client.get(reverse("discovered-list")).content.decode()
+
+
+def test_operator_ignores_and_unignores_a_board(client, site, operator):
+    board = _discovered(site)
+    client.force_login(operator)
+    body = client.post(reverse("discovered-ignore", args=[board.pk]), follow=True).content.decode()
+    assert "Ignoring dc:a6:32:aa:00:01" in body and "No boards waiting" in body
+    body = client.get(reverse("discovered-list") + "?status=ignored").content.decode()
+    assert "Un-ignore" in body
+    client.post(reverse("discovered-ignore", args=[board.pk]), {"undo": "1"})
+    assert "dc:a6:32:aa:00:01" in client.get(reverse("discovered-list")).content.decode()
+
+
+def test_customers_cannot_see_discovered_boards(client, site, customer):
+    board = _discovered(site)
+    client.force_login(customer)
+    assert client.get(reverse("discovered-list")).status_code == 404
+    assert client.get(reverse("discovered-adopt", args=[board.pk])).status_code == 404
+    assert client.post(reverse("discovered-ignore", args=[board.pk])).status_code == 404
