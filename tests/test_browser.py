@@ -212,3 +212,42 @@ def test_operator_uploads_an_image_and_watches_it_import(browser, live_server, d
     image = OSImage.objects.get(name="raspios-lite")
     assert image.state == "ready" and image.artefact_path and image.image_size > 0
     assert not any((data / "images" / ".uploads").glob("*"))  # the upload is removed after the import
+
+
+def test_operator_adopts_a_discovered_board(browser, live_server, django_user_model):
+    from django.utils import timezone
+
+    from nodes.models import DiscoveredBoard, Node
+
+    site = make_site()
+    make_tenant("acme")
+    now = timezone.now()
+    DiscoveredBoard.objects.create(
+        site=site,
+        mac="dc:a6:32:aa:00:07",
+        board_model="pi4b",
+        is_pi=True,
+        serial="100000009ffefdef",
+        revision="00c03111",
+        vendor_class="PXEClient:Arch:00000:UNDI:002001",
+        arch=0,
+        first_seen=now,
+        last_seen=now,
+        seen_count=5,
+    )
+    django_user_model.objects.create_user("admin", password="pw-admin-123456", is_staff=True)
+    page = browser.new_page()
+    _login(page, live_server.url, "admin", "pw-admin-123456")
+    page.click("text=1 discovered")
+    page.wait_for_selector("td:has-text('dc:a6:32:aa:00:07')")
+    _shot(page, "operator-discovered")
+    page.click("a:has-text('Adopt')")
+    assert page.input_value("#hostname") == "pi4-9ffefdef"
+    page.select_option("#tenant", "acme")
+    _shot(page, "operator-adopt-form")
+    page.click("button:has-text('Adopt')")
+    page.wait_for_selector("h1:has-text('pi4-9ffefdef')")
+    assert "Adopted dc:a6:32:aa:00:07 as pi4-9ffefdef" in page.inner_text(".messages")
+    _shot(page, "operator-adopted-board")
+    node = Node.objects.get(hostname="pi4-9ffefdef")
+    assert node.tenant.slug == "acme" and node.ip and node.serial == "100000009ffefdef"
