@@ -149,7 +149,7 @@ PINET_DIRECTORIES = {
 if EMBEDDED:
     # The quickstart must work from an empty checkout; production leaves this to the
     # operator and the pinet.E001 system check.
-    for _directory in (*PINET_DIRECTORIES.values(), PINET_BROKER_DIR / "queue", PINET_BROKER_DIR / "processed"):
+    for _directory in (*PINET_DIRECTORIES.values(), PINET_BROKER_DIR / "queue", PINET_BROKER_DIR / "processed", PINET_BROKER_DIR / "control"):
         _directory.mkdir(parents=True, exist_ok=True)
 
 # --- Secrets
@@ -251,6 +251,8 @@ else:
         "data_folder_in": str(PINET_BROKER_DIR / "queue"),
         "data_folder_out": str(PINET_BROKER_DIR / "queue"),
         "processed_folder": str(PINET_BROKER_DIR / "processed"),
+        # Exchange bindings; kombu's default is "control" in the working directory.
+        "control_folder": str(PINET_BROKER_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.2,
     }

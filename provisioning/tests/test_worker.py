@@ -142,12 +142,13 @@ def _round_trip(client, operator, tmp_path, *, url: str, options: dict, env: dic
 
 def _filesystem_broker(tmp_path: Path) -> dict:
     folder = tmp_path / "data" / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
