@@ -149,7 +149,12 @@ PINET_DIRECTORIES = {
 if EMBEDDED:
     # The quickstart must work from an empty checkout; production leaves this to the
     # operator and the pinet.E001 system check.
-    for _directory in (*PINET_DIRECTORIES.values(), PINET_BROKER_DIR / "queue", PINET_BROKER_DIR / "processed", PINET_BROKER_DIR / "control"):
+    for _directory in (
+        *PINET_DIRECTORIES.values(),
+        PINET_BROKER_DIR / "queue",
+        PINET_BROKER_DIR / "processed",
+        PINET_BROKER_DIR / "control",
+    ):
         _directory.mkdir(parents=True, exist_ok=True)
 
 # --- Secrets
