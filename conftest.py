@@ -38,3 +38,20 @@ def other_customer(django_user_model, other_tenant):
     user = django_user_model.objects.create_user("charlie", password="pw-charlie")
     TenantMembership.objects.create(tenant=other_tenant, user=user)
     return user
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Child processes (workers, gunicorn) and live-server threads can leave a PostgreSQL
+    session open on the test database, and then it cannot be dropped at the end. End them
+    (only sessions on this worker's own test database) before the teardown runs."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

@@ -1,5 +1,7 @@
 """One FilterSet per list, shared by the API and the dashboard (STYLE.md R11)."""
 
+import datetime
+
 import django_filters
 from django.db.models import Q
 
@@ -57,11 +59,15 @@ class AuditLogFilterSet(django_filters.FilterSet):
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter()
     q = django_filters.CharFilter(field_name="object_repr", lookup_expr="icontains", label="Object name")
-    since = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    since = django_filters.IsoDateTimeFilter(method="created_since", label="Created at or after (ISO 8601)")
 
     class Meta:
         model = AuditLog
         fields = ["action", "actor", "object_type", "object_id", "q", "since"]
+
+    def created_since(self, queryset, name, value):
+        # In UTC: PostgreSQL refuses offsets past ±15:59, which ISO 8601 (and Python) allow.
+        return queryset.filter(created__gte=value.astimezone(datetime.timezone.utc))
 
 
 class PowerActionFilterSet(django_filters.FilterSet):

@@ -25,3 +25,9 @@ def test_binary_uploads_still_pass(client, operator):
     upload = SimpleUploadedFile("disk.img", b"\x00" * 1024)
     response = client.post("/images/import", {"name": "x!", "arch": "arm64", "file": upload})
     assert response.status_code == 302  # the import form answered (here: a bad name), not the guard
+
+
+def test_audit_since_with_an_odd_offset_is_not_a_500(client, operator):
+    client.force_login(operator)
+    response = client.get("/api/v1/audit-log/?since=1024-01-31T19:18:46%2B17:34")
+    assert response.status_code == 200
