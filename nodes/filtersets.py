@@ -67,7 +67,7 @@ class AuditLogFilterSet(django_filters.FilterSet):
 
     def created_since(self, queryset, name, value):
         # In UTC: PostgreSQL refuses offsets past ±15:59, which ISO 8601 (and Python) allow.
-        return queryset.filter(created__gte=value.astimezone(datetime.timezone.utc))
+        return queryset.filter(created__gte=value.astimezone(datetime.UTC))
 
 
 class PowerActionFilterSet(django_filters.FilterSet):
