@@ -251,3 +251,23 @@ def test_operator_adopts_a_discovered_board(browser, live_server, django_user_mo
     _shot(page, "operator-adopted-board")
     node = Node.objects.get(hostname="pi4-9ffefdef")
     assert node.tenant.slug == "acme" and node.ip and node.serial == "100000009ffefdef"
+
+
+def test_fleet_overview_updates_live(browser, live_server, django_user_model, tmp_path):
+    from provisioning.services import install_job_event, node_request_reinstall
+
+    site = make_site()
+    node = make_node(site=site, n=1, state="deployed")
+    artefact = tmp_path / "disk.img.zst"
+    artefact.write_bytes(b"x" * 1000)
+    image = OSImage.objects.create(
+        name="raspios", arch="arm64", source="/x", state="ready", artefact_path=str(artefact), artefact_size=1000
+    )
+    admin = django_user_model.objects.create_user("admin", password="pw-admin-123456", is_staff=True)
+    job = node_request_reinstall(node=node, image=image, by=admin)
+    page = browser.new_page()
+    _login(page, live_server.url, "admin", "pw-admin-123456")
+    page.wait_for_selector("#overview [role=progressbar][aria-valuenow='0']")
+    install_job_event(job=job, stage="writing", percent=60)
+    page.wait_for_selector("#overview [role=progressbar][aria-valuenow='60']", timeout=15000)
+    _shot(page, "operator-fleet-live")
