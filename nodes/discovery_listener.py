@@ -68,7 +68,10 @@ class PacketSource:
 
     def __init__(self, interface: str | None):
         self.interface = interface
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+        # For one interface, protocol 0 receives nothing until bind() names one: frames from
+        # other interfaces cannot queue up before the filter and the binding are in place.
+        protocol = 0 if interface else socket.htons(ETH_P_IP)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
         try:
             program = b"".join(struct.pack("HBBI", *insn) for insn in UDP_DPORT_67)
             buffer = ctypes.create_string_buffer(program, len(program))

@@ -83,16 +83,22 @@ def operator_overview(*, user) -> dict:
         return {}
     running = InstallJob.objects.filter(status__in=["pending", "running"]).select_related("node", "image")[:20]
     failed = InstallJob.objects.filter(status="failed").select_related("node", "image").order_by("-finished_at")[:5]
-    from django.db.models import OuterRef, Q, Subquery
+    from django.db.models import OuterRef, Subquery
 
     last = ConfigRevision.objects.filter(site=OuterRef("pk")).order_by("-created", "-pk")
-    # distinct: two to-many joins in one query would multiply each other's counts.
-    per_state = {
-        f"n_{state}": Count("nodes", filter=Q(nodes__state=state), distinct=True) for state in NodeState.values
-    }
+    # Counted per site in two grouped queries, not as joins on the site query: two to-many
+    # joins there would multiply each other's rows (nodes x discovered boards).
+    states: dict[int, dict[str, int]] = {}
+    for row in Node.objects.values("site_id", "state").annotate(n=Count("pk")).order_by():
+        states.setdefault(row["site_id"], dict.fromkeys(NodeState.values, 0))[row["state"]] = row["n"]
+    discovered = dict(
+        DiscoveredBoard.objects.filter(status=DiscoveryStatus.NEW)
+        .values("site_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("site_id", "n")
+    )
     rows = Site.objects.annotate(
-        **per_state,
-        discovered=Count("discovered_boards", filter=Q(discovered_boards__status=DiscoveryStatus.NEW), distinct=True),
         revision_status=Subquery(last.values("status")[:1]),
         revision_created=Subquery(last.values("created")[:1]),
         revision_output=Subquery(last.values("validator_output")[:1]),
@@ -100,8 +106,8 @@ def operator_overview(*, user) -> dict:
     sites = [
         {
             "site": site,
-            "discovered": site.discovered,
-            "states": {state: getattr(site, f"n_{state}") for state in NodeState.values},
+            "discovered": discovered.get(site.pk, 0),
+            "states": states.get(site.pk, dict.fromkeys(NodeState.values, 0)),
             "revision": {
                 "status": site.revision_status,
                 "created": site.revision_created,

@@ -54,18 +54,18 @@ def node_bulk(request):
     back = redirect(f"{reverse('dashboard')}?{request.POST.get('query', '')}")
     if not request.user.is_staff:
         raise Http404("No such page.")
-    ids = [int(i) for i in request.POST.getlist("node") if i.isdigit()]
+    ids = [pk for pk in map(_pk, request.POST.getlist("node")) if pk is not None]
     nodes = list(selectors.node_list(user=request.user).filter(pk__in=ids[: services.BULK_MAX + 1]))
     action = request.POST.get("action", "")
     image = tenant = None
     if action == "reinstall":
         wanted = request.POST.get("image")
         image = next((i for i in selectors.bulk_images(user=request.user) if str(i.pk) == wanted), None)
-        if request.POST.get("confirm", "").strip() != str(len(nodes)):
-            messages.error(
-                request, f"Type the number of boards ticked ({len(nodes)}) to confirm: a reinstall erases them."
-            )
-            return back
+    # Both erase or reboot boards (a boot-mode switch power-cycles through the driver).
+    if action in ("reinstall", "boot_mode") and nodes and request.POST.get("confirm", "").strip() != str(len(nodes)):
+        what = "a reinstall erases them" if action == "reinstall" else "boards with a power driver are rebooted"
+        messages.error(request, f"Type the number of boards ticked ({len(nodes)}) to confirm: {what}.")
+        return back
     if action == "assign":
         tenant = selectors.tenant_list(user=request.user).filter(slug=request.POST.get("tenant", "")).first()
     try:
@@ -104,6 +104,15 @@ def _node(request, pk: int) -> Node:
         return selectors.node_get(user=request.user, pk=pk)
     except Node.DoesNotExist:
         raise Http404("No such board.") from None  # another tenant's board: the same answer
+
+
+def _pk(text: str) -> int | None:
+    """A primary key from a form value, or None: ASCII digits only ("²".isdigit() is true),
+    and within a 64-bit integer, so odd input is a refusal rather than a database error."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _errors(exc: ValidationError) -> str:
@@ -312,7 +321,7 @@ def discovered_adopt(request, pk: int):
     if request.method == "POST":
         form.update({k: request.POST.get(k, "").strip() for k in form})
         tenant = tenants.filter(slug=form["tenant"]).first() if form["tenant"] else None
-        image = images.filter(pk=form["image"]).first() if form["image"].isdigit() else None
+        image = images.filter(pk=_pk(form["image"])).first() if _pk(form["image"]) else None
         if form["tenant"] and tenant is None:
             errors["tenant"] = ["Pick one of the tenants offered."]
         if form["image"] and image is None:

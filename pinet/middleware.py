@@ -9,7 +9,8 @@ NUL_MESSAGE = "The request contains a NUL character (\\u0000), which no field ac
 
 
 def _has_nul(request) -> bool:
-    if "\x00" in request.META.get("QUERY_STRING", "") or "%00" in request.META.get("QUERY_STRING", ""):
+    query = request.META.get("QUERY_STRING", "")
+    if "\x00" in request.path or "\x00" in query or "%00" in query:
         return True
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return False

@@ -13,9 +13,13 @@ class InstallJobQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self
+        # A job stays with the tenant it was for, and is shown only while the board is still
+        # that tenant's: a board re-rented to someone else takes none of its history along,
+        # and its former tenant can no longer see or cancel what runs on it.
+        current = self.filter(node__tenant_id=models.F("tenant_id"))
         if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(tenant_id__in=user.pinet_tenant_ids)
-        return self.filter(tenant__memberships__user=user)
+            return current.filter(tenant_id__in=user.pinet_tenant_ids)
+        return current.filter(tenant__memberships__user=user)
 
 
 class InstallJob(models.Model):

@@ -1,3 +1,4 @@
+import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -26,10 +27,18 @@ def config_revision_list(*, user) -> QuerySet[ConfigRevision]:
     return ConfigRevision.objects.select_related("site")
 
 
+_TOKEN_IN_URL = re.compile(r"/boot/[A-Za-z0-9_-]{20,}/")
+
+
+def mask_boot_tokens(text: str) -> str:
+    """Boot URLs with their token replaced: pages show configurations, not credentials."""
+    return _TOKEN_IN_URL.sub("/boot/<token>/", text)
+
+
 def diff_lines(diff: str, limit: int = 4000) -> list[tuple[str, str]]:
-    """A unified diff as (kind, line) for the page: add, del, hunk or same."""
+    """A unified diff as (kind, line) for the page: add, del, hunk or same; tokens masked."""
     rows = []
-    for line in diff.splitlines()[:limit]:
+    for line in mask_boot_tokens(diff).splitlines()[:limit]:
         if line.startswith(("+++", "---", "@@")):
             rows.append(("hunk", line))
         elif line.startswith("+"):
@@ -213,7 +222,6 @@ def node_boot_config(*, node) -> dict:
     """What the boot server answers this board, rendered by the same pure functions as the
     site apply (operators' board page). The boot token in option 224 is masked."""
     import json
-    import re
     from dataclasses import replace
 
     from .files import read_boot_dir
@@ -223,7 +231,7 @@ def node_boot_config(*, node) -> dict:
     host = next((h for h in snap.hosts if h.node_id == node.pk), None)
     if host is None:
         return {"backend": snap.backend, "answer": "", "notes": list(snap.notes), "dhcp": [], "tftp": []}
-    host = replace(host, boot_url=re.sub(r"/boot/[^/?]+/", "/boot/<token>/", host.boot_url))
+    host = replace(host, boot_url=mask_boot_tokens(host.boot_url))
     dhcp: list[tuple[str, str]] = []
     try:
         if snap.backend == "kea":

@@ -148,5 +148,10 @@ def revision_detail(request, pk: int):
     return render(
         request,
         "provisioning/revision_detail.html",
-        {"revision": revision, "diff_lines": selectors.diff_lines(revision.diff)},
+        {
+            "revision": revision,
+            "diff_lines": selectors.diff_lines(revision.diff),
+            "content": selectors.mask_boot_tokens(revision.content),
+            "validator_output": selectors.mask_boot_tokens(revision.validator_output),
+        },
     )

@@ -180,6 +180,7 @@ def test_operator_pages_render(browser, live_server, django_user_model):
     page.check("[data-tick-all]")
     page.select_option("#bulk-action", "boot_mode")
     page.select_option("#bulk-boot-mode", "netboot")
+    page.fill("#bulk-confirm", "2")
     page.click("#bulk button[type=submit]")
     page.wait_for_selector(".messages li")
     assert "Boot mode changed on 2 board(s): pi-1, pi-2." in page.inner_text(".messages")

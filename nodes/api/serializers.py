@@ -195,6 +195,18 @@ class PowerActionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not (request and request.user.is_staff):
+            # What a switch or plug answered names the site's infrastructure (addresses,
+            # OIDs, URLs): customers learn the outcome, operators read the details.
+            if data["error"]:
+                data["error"] = "The power action failed; an operator can see why."
+            if data["status"] != "manual":
+                data["detail"] = ""
+        return data
+
 
 class PowerRequestSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=PowerActionKind.choices)

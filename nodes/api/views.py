@@ -212,7 +212,7 @@ class NodeViewSet(Idempotent, viewsets.ModelViewSet):
             row = node_power(node=node, action=action, by=request.user, reason="API request")
         except PowerRateLimited as exc:
             return Response({"detail": str(exc)}, status=429, headers={"Retry-After": str(exc.retry_after)})
-        data = s.PowerActionSerializer(row).data
+        data = s.PowerActionSerializer(row, context=self.get_serializer_context()).data
         if row.status == PowerActionStatus.MANUAL:
             return Response({"detail": row.detail, "power_action": data}, status=status.HTTP_409_CONFLICT)
         return Response(data, status=status.HTTP_202_ACCEPTED)

@@ -97,7 +97,7 @@ class Params:
                 self.error(key, required)
             return None
         value = self.data[key]
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(key, "Must be a whole number.")

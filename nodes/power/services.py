@@ -294,7 +294,12 @@ def _finish(row: PowerAction, *, to: str, error: str = "", state: str = "", deta
             if to == _S.FAILED:
                 # The job keeps waiting: the board may still be rebooted by hand, and the
                 # installer's first call moves the job on whatever switched it.
-                message = f"Power-{row.action} failed: {error} Power-cycle the board by hand."
+                # The reason names switches, plugs and addresses: the customer's timeline
+                # says what to do, operators read why in the power action.
+                message = (
+                    f"Power-{row.action} through the {row.driver} driver failed. Power-cycle the board by hand "
+                    f"(operators: the reason is in power action {row.pk} on the board's page)."
+                )
             else:
                 done = {"cycle": "Power-cycled", "on": "Switched on", "off": "Switched off"}.get(row.action, "Read")
                 message = f"{done} through the {row.driver} driver; waiting for the board to boot."
@@ -344,7 +349,7 @@ def power_action_run(*, action_id: int, sleep: Callable[[float], None] = time.sl
     except Exception as exc:
         # A driver bug must not leave the action running and the job without word.
         log.exception("power action %s: the %s driver failed", row.pk, row.driver)
-        error = f"The {row.driver} driver failed unexpectedly ({exc.__class__.__name__}: {exc})."
+        error = f"The {row.driver} driver failed unexpectedly ({exc.__class__.__name__}); see the worker log."
         _finish(row, to=_S.FAILED, error=error)
         return None
     _finish(row, to=_S.SUCCEEDED, state=result.state, detail=result.detail)

@@ -11,6 +11,7 @@ multicast and reserved addresses are not, unless PINET_WEBHOOK_ALLOW_PRIVATE is 
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import re
@@ -153,7 +154,15 @@ class WebhookDriver(Driver):
             p.error(action, f"Unknown keys {', '.join(sorted(unknown_keys))}; use url, method, body and expect.")
             return
         url = spec.get("url")
-        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        try:
+            # Whitespace or control characters would make http.client quote the whole URL,
+            # secret query values included, in its error; an odd port only fails later.
+            if not isinstance(url, str) or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+                raise ValueError
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a port outside 0-65535)
+        except ValueError:
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             p.error(action, "url: an http(s) URL with a host, e.g. http://192.0.2.50/relay/0?turn=on.")
             return
@@ -329,8 +338,10 @@ class WebhookDriver(Driver):
                     "or relay board is on the network, or raise timeout."
                 ) from None
             raise PowerError(f"Cannot reach {host} for {method} {shown}: {reason}. Check the URL.") from None
-        except (OSError, ValueError) as exc:
-            raise PowerError(f"The request {method} {shown} failed: {exc}.") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # The exception's text may quote the full URL with its secret query values: name
+            # only its kind, and the URL as shown (secrets masked).
+            raise PowerError(f"The request {method} {shown} failed ({type(exc).__name__}).") from None
         expected = spec.get("expect") or range(200, 300)
         if code not in expected:
             if 300 <= code < 400:

@@ -92,7 +92,13 @@ def test_bulk_boot_mode_reports_each_refused_board(client, site, operator):
     client.force_login(operator)
     response = client.post(
         reverse("node-bulk"),
-        {"action": "boot_mode", "boot_mode": "netboot", "node": [a.pk, b.pk, frozen.pk], "query": "site=lab"},
+        {
+            "action": "boot_mode",
+            "boot_mode": "netboot",
+            "node": [a.pk, b.pk, frozen.pk],
+            "query": "site=lab",
+            "confirm": "3",
+        },
         follow=True,
     )
     assert response.redirect_chain[-1][0] == reverse("dashboard") + "?site=lab"
