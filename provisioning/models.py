@@ -13,10 +13,10 @@ class InstallJobQuerySet(models.QuerySet):
             return self.none()
         if user.is_staff:
             return self
-        # A job stays with the tenant it was for, and is shown only while the board is still
-        # that tenant's: a board re-rented to someone else takes none of its history along,
-        # and its former tenant can no longer see or cancel what runs on it.
-        current = self.filter(node__tenant_id=models.F("tenant_id"))
+        # A job stays with the tenant it was for (its history goes nowhere else), but a running
+        # one only while the board is still that tenant's: a former tenant can no longer see
+        # or cancel what runs on a board now rented to someone else.
+        current = self.filter(Q(node__tenant_id=models.F("tenant_id")) | ~Q(status__in=sorted(ACTIVE)))
         if getattr(user, "pinet_tenant_ids", None) is not None:
             return current.filter(tenant_id__in=user.pinet_tenant_ids)
         return current.filter(tenant__memberships__user=user)
