@@ -246,6 +246,29 @@ def _fleet(args, lab, data: Path) -> dict:
     }
 
 
+def _lookup_costs(links: list[dict], rounds: int = 300) -> dict:
+    """Where a boot-token request's time goes, in this process (PostgreSQL over TCP): the
+    service the endpoint calls next to a lookup of the token row alone, over the same tokens."""
+    from provisioning.models import BootToken
+    from provisioning.services import boot_token_hash, boot_token_resolve
+
+    tokens = [b["url"].split("/boot/", 1)[1].split("/", 1)[0] for link in links for b in link["boards"]]
+    tokens = [tokens[i % len(tokens)] for i in range(rounds)]
+
+    def per_call(fn) -> float:
+        fn(tokens[0])  # warm
+        samples = []
+        for token in tokens:
+            start = time.perf_counter()
+            fn(token)
+            samples.append((time.perf_counter() - start) * 1000)
+        return _pct(samples, 0.5)
+
+    resolve = per_call(lambda token: boot_token_resolve(token=token))
+    row = per_call(lambda token: BootToken.objects.filter(token_hash=boot_token_hash(token)).first())
+    return {"boot_token_resolve_p50_ms": resolve, "token_row_only_p50_ms": row}
+
+
 # --- daemons -----------------------------------------------------------------------------------------
 
 
@@ -353,6 +376,7 @@ def _load_summary(entry: dict) -> dict:
         "req_per_s": round(ok / entry["elapsed_s"], 1) if entry["elapsed_s"] else None,
         "p50_ms": _pct(entry["latencies_ms"], 0.5),
         "p99_ms": _pct(entry["latencies_ms"], 0.99),
+        "load_client_cpu_share": round(entry["client_cpu_s"] / entry["elapsed_s"], 2) if entry["elapsed_s"] else None,
     }
 
 
@@ -505,6 +529,8 @@ def run(args) -> dict:
             measured = json.loads(done.stdout)
             token = _load_summary(measured["boot_token_endpoint"])
             bare = _load_summary(measured["bare_django_view"])
+            # After the storm: every token has been used once, as in the load phase.
+            lookup = _lookup_costs(fleet["links"])
             machine = _machine(start_load)
     finally:
         if django_ready:
@@ -540,6 +566,7 @@ def run(args) -> dict:
             "bare_django_view": bare,
             "bare_view_bytes": fleet["plan_bytes"],
             "throughput_ratio_token_vs_bare": ratio,
+            "in_process_lookup": lookup,
         },
         "targets": {
             "all_boards_booted": {"target": "success rate 100 %", "met": storm["success_rate"] == 1.0},
