@@ -501,6 +501,7 @@ def run(args) -> dict:
                 raise RuntimeError(f"the boards' client failed:\n{done.stderr[-4000:]}")
             boards = json.loads(done.stdout)
             storm = _storm_summary(boards["boards"], boards["send_failures"])
+            storm["boards_client_cpu_share"] = boards["client_cpu_share"]
             log(
                 f"storm: {storm['succeeded']}/{storm['boards']} boards booted in {storm['duration_s']} s; "
                 f"load: {args.clients} clients, {args.duration} s per endpoint"

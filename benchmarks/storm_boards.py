@@ -425,6 +425,7 @@ async def run_boards(spec: dict) -> dict:
     rng.shuffle(boards)
     epoch = time.monotonic() + 0.3
     spec["_epoch"] = epoch
+    cpu = time.process_time()
     try:
         results = await asyncio.gather(*(boot(b, spec, epoch + off) for b, off in zip(boards, offsets, strict=True)))
     finally:
@@ -433,6 +434,8 @@ async def run_boards(spec: dict) -> dict:
     return {
         "boards": sorted(results, key=lambda r: r["id"]),
         "send_failures": sum(link.send_failures for link in links),
+        # This process shares the cores with the daemons: a busy client delays its own timings.
+        "client_cpu_share": round((time.process_time() - cpu) / max(1e-9, time.monotonic() - epoch), 2),
     }
 
 
