@@ -41,6 +41,7 @@ database are removed, also on Ctrl-C or failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -431,7 +432,9 @@ def run(args) -> dict:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     django_ready = False
     try:
-        with _storm_lab(sites) as lab:
+        # kombu's file-system transport (the set-up's broker) writes exchange files to
+        # ./control: work in the temp dir, not in the checkout.
+        with _storm_lab(sites) as lab, contextlib.chdir(lab.workdir):
             data = lab.path("data")
             data.mkdir()
             started = time.perf_counter()
