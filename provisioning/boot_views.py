@@ -76,14 +76,15 @@ def _wants_ipxe(request) -> bool:
 @with_token
 def plan(request, row: BootToken, token: str):
     """What to install where: the installer's first call."""
-    job, node = row.job, row.job.node
+    job = row.job
     if _wants_ipxe(request):
         return HttpResponse(
             selectors.ipxe_install_script(job=job, base=_url(request, token)), content_type="text/plain"
         )
     if request.GET.get("format") == "env":
         return HttpResponse(selectors.install_plan_env(job=job, base=_url(request, token)), content_type="text/plain")
-    return JsonResponse(selectors.install_plan(job=job, base=_url(request, token)) | {"hostname": node.hostname})
+    data = selectors.install_plan(job=job, base=_url(request, token))
+    return JsonResponse(data | {"hostname": data["node"]["hostname"]})
 
 
 def _open_range(request, path: Path):

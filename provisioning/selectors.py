@@ -1,8 +1,10 @@
+import hashlib
 import re
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -281,9 +283,25 @@ def _network(node) -> dict:
     }
 
 
+# A plan is asked for once or twice per install, but a rack powering on asks for hundreds at
+# once: each process keeps a plan for a few seconds (an edit of the board reaches the next
+# plan at most this late). The key holds the token's URL, so a new job never meets an old plan.
+PLAN_CACHE_SECONDS = 10
+
+
 def install_plan(*, job, base: str) -> dict:
     """Everything the installer needs, as JSON; ``base`` is the token's URL prefix."""
-    node, image = job.node, job.image
+    key = "pinet-plan:" + hashlib.sha256(f"{job.pk}:{base}".encode()).hexdigest()
+    plan = cache.get(key)
+    if plan is None:
+        plan = _install_plan(job=job, base=base)
+        cache.set(key, plan, PLAN_CACHE_SECONDS)
+    return plan
+
+
+def _install_plan(*, job, base: str) -> dict:
+    node = Node.objects.select_related("site", "tenant").get(pk=job.node_id)
+    image = job.image
     return {
         "job": job.pk,
         "node": {"hostname": node.hostname, "mac": node.mac, "board_model": node.board_model},
