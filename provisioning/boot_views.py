@@ -63,8 +63,9 @@ def with_token(view):
     return wrapper
 
 
-def _url(request, token: str, name: str = "") -> str:
-    return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/{name}"
+def _url(row: BootToken, token: str, name: str = "") -> str:
+    # The board reached us through its site's boot URL base: keep it on that path.
+    return f"{row.job.node.site.effective_boot_url_base}/boot/{token}/{name}"
 
 
 def _wants_ipxe(request) -> bool:
@@ -78,12 +79,10 @@ def plan(request, row: BootToken, token: str):
     """What to install where: the installer's first call."""
     job, node = row.job, row.job.node
     if _wants_ipxe(request):
-        return HttpResponse(
-            selectors.ipxe_install_script(job=job, base=_url(request, token)), content_type="text/plain"
-        )
+        return HttpResponse(selectors.ipxe_install_script(job=job, base=_url(row, token)), content_type="text/plain")
     if request.GET.get("format") == "env":
-        return HttpResponse(selectors.install_plan_env(job=job, base=_url(request, token)), content_type="text/plain")
-    return JsonResponse(selectors.install_plan(job=job, base=_url(request, token)) | {"hostname": node.hostname})
+        return HttpResponse(selectors.install_plan_env(job=job, base=_url(row, token)), content_type="text/plain")
+    return JsonResponse(selectors.install_plan(job=job, base=_url(row, token)) | {"hostname": node.hostname})
 
 
 def _open_range(request, path: Path):
