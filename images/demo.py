@@ -84,3 +84,28 @@ def build_demo_image(target: Path) -> Path:
             capture_output=True,
         )
     return target
+
+
+DEMO_IMAGE = "demo-raspios"
+
+
+def demo_image_ready(*, data_dir: Path):
+    """The ready demo image (``demo-raspios``), built and imported for real the first time.
+    Returns (image or None, why not): the demo and ``pinet_lab`` share it."""
+    from images.models import OSImage
+    from images.services import image_create, image_import_run
+
+    image = OSImage.objects.filter(name=DEMO_IMAGE, state="ready").order_by("-version").first()
+    if image is not None:
+        return image, ""
+    missing = missing_tools()
+    if missing:
+        return None, f"needs: apt-get install {' '.join(missing)}"
+    source = Path(data_dir) / f"{DEMO_IMAGE}.img"
+    build_demo_image(source)
+    image = image_create(by=None, name=DEMO_IMAGE, arch="arm64", source=str(source))
+    image = image_import_run(image_id=image.pk)
+    source.unlink(missing_ok=True)
+    if image.state != "ready":
+        return None, f"the demo image did not import: {image.error}"
+    return image, ""

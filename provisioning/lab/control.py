@@ -1,0 +1,701 @@
+"""``pinet_lab up|down|status|power``: a boot network of simulated Raspberry Pi 4 boards, served
+by pinet's own daemons, for trying pinet without hardware.
+
+Layout (all addresses from 203.0.113.0/24, a documentation range; nothing touches a real
+interface and no lab traffic leaves the machine):
+
+    <p>-srv     the boot server: bridge lab0 = 203.0.113.1; pinet's dnsmasq (or Kea plus a
+                TFTP-only dnsmasq) rendered by the real site apply; the discovery listener;
+                gunicorn for the boot endpoints on 203.0.113.1:8080; a Celery worker for
+                queue site.lab (config applies and power actions)
+    <p>-boards  the simulator process and its power strip (203.0.113.2:80)
+    <p>-b<k>    board k's own network stack: eth0 with its MAC, a veth into lab0
+
+``<p>`` is ``pinetlab-<6 hex digits of the data dir's path>``, so two checkouts (or parallel
+tests) never share names. Everything is recorded in ``$PINET_DATA_DIR/lab/lab.json`` as it is
+made: ``down`` stops exactly those processes (by pid and start time, never by name) and
+deletes those namespaces, also after a crash.
+
+pinet's processes in the server namespace use the operator's database and broker: SQLite and
+the file-system broker are files; PostgreSQL and Redis over TCP are reached through a relay
+(``relay.py``) listening on the namespace's loopback. The site's ``boot_url_base`` says where
+its boards reach pinet (http://203.0.113.1:8080), so whichever worker renders site "lab" (the
+lab's own, or a single-host worker consuming every site queue) renders the same answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connection
+
+from . import netns
+from .netns import NetnsError, Proc
+
+LAB_SLUG = "lab"
+SUBNET = "203.0.113.0/24"
+PREFIX_LEN = 24
+SERVER_IP = "203.0.113.1"
+PDU_IP = "203.0.113.2"
+RANGE = ("203.0.113.100", "203.0.113.199")
+WEB_PORT = 8080
+PDU_PORT = 80
+BRIDGE = "lab0"
+BOOT_URL_BASE = f"http://{SERVER_IP}:{WEB_PORT}"
+PDU_URL = f"http://{PDU_IP}" + ("" if PDU_PORT == 80 else f":{PDU_PORT}")
+MAX_BOARDS = 60
+SD_BYTES = 64 << 20
+LEASE_SECONDS = 600
+INSTALLER_NAME = "lab-pi-installer"
+READY_TIMEOUT_S = 60.0
+# What pinet-agent.sh runs, from busybox (as in pinet's initramfs); zstd comes from the host.
+APPLETS = (
+    "sh wget udhcpc ip sha256sum tee mkfifo cut tr sed cat rm sync printf echo grep mkdir sleep"
+    " blockdev mount umount chmod reboot"
+).split()
+# The webhook driver's settings for a lab board: the same for every board ({mac} is filled in).
+POWER_PARAMS = {
+    "on": {"url": f"{PDU_URL}/outlets/{{mac}}/on"},
+    "off": {"url": f"{PDU_URL}/outlets/{{mac}}/off"},
+    "cycle": {"url": f"{PDU_URL}/outlets/{{mac}}/cycle"},
+    "status": {"url": f"{PDU_URL}/outlets/{{mac}}"},
+    "status_json_path": "power",
+}
+
+
+class LabError(Exception):
+    """Something the operator can fix; the message says what."""
+
+
+def board_mac(k: int) -> str:
+    return f"dc:a6:32:1a:b0:{k:02x}"
+
+
+def board_serial(k: int) -> str:
+    return f"1ab0{k:04x}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where this data dir's lab lives: files under ``$PINET_DATA_DIR/lab``, namespace names."""
+
+    data_dir: Path
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "lab"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "lab.json"
+
+    @property
+    def boards_file(self) -> Path:
+        return self.root / "boards.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def tag(self) -> str:
+        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:6]
+
+    @property
+    def prefix(self) -> str:
+        return f"pinetlab-{self.tag}"
+
+    @property
+    def server_ns(self) -> str:
+        return f"{self.prefix}-srv"
+
+    @property
+    def boards_ns(self) -> str:
+        return f"{self.prefix}-boards"
+
+    def board_ns(self, k: int) -> str:
+        return f"{self.prefix}-b{k}"
+
+    def board_dir(self, k: int) -> Path:
+        return self.root / "boards" / board_mac(k).replace(":", "-")
+
+
+def layout() -> Layout:
+    return Layout(Path(settings.PINET_DATA_DIR))
+
+
+def read_state(lay: Layout) -> dict | None:
+    try:
+        return json.loads(lay.state_file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(lay: Layout, state: dict) -> None:
+    lay.root.mkdir(parents=True, exist_ok=True)
+    tmp = lay.state_file.with_name("lab.json.tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, lay.state_file)
+
+
+def _procs(state: dict) -> list[Proc]:
+    return [Proc(**p) for p in state.get("processes", [])]
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def _program(name: str, package: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=netns.SBIN_PATH)
+    if path is None:
+        raise LabError(f"{name} is not installed: apt-get install {package}")
+    return path
+
+
+@functools.cache
+def _netns_works() -> str | None:
+    # Only making one proves it: containers without CAP_SYS_ADMIN have `ip` but cannot.
+    name = f"pinetlab-check-{os.getpid()}"
+    try:
+        netns.netns_add(name)
+    except NetnsError as exc:
+        return str(exc)
+    netns.netns_delete(name)
+    return None
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(
+            f"pinet_lab {what} needs root (it makes network namespaces): "
+            f"sudo {sys.executable} manage.py pinet_lab {what}"
+        )
+
+
+def preflight(backend: str) -> dict[str, str]:
+    """The programs the lab runs, or a LabError naming what to install."""
+    require_root("up")
+    if netns.ip_binary() is None:
+        raise LabError("ip is not installed: apt-get install iproute2")
+    problem = _netns_works()
+    if problem:
+        raise LabError(f"This machine does not let pinet make network namespaces: {problem}")
+    tools = {
+        "dnsmasq": _program("dnsmasq", "dnsmasq-base"),
+        "busybox": _program("busybox", "busybox-static"),
+        "zstd": _program("zstd", "zstd"),
+    }
+    if backend == "kea":
+        tools["kea-dhcp4"] = _program("kea-dhcp4", "kea-dhcp4-server")
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if not gunicorn.exists():
+        raise LabError(f"gunicorn is not in this virtualenv: {sys.executable} -m pip install -r requirements.txt")
+    tools["gunicorn"] = str(gunicorn)
+    return tools
+
+
+# --- the database side ----------------------------------------------------------------------
+
+
+def lab_site(backend: str):
+    """The site "lab" (created, or brought back to the lab's settings); refuses a site of that
+    slug that is not the lab's."""
+    from nodes.models import Site
+    from nodes.services import site_create, site_update
+
+    wanted = {
+        "boot_url_base": BOOT_URL_BASE,
+        "discovery_enabled": True,
+        "dhcp_backend": backend,
+        "range_start": RANGE[0],
+        "range_end": RANGE[1],
+    }
+    site = Site.objects.filter(slug=LAB_SLUG).first()
+    if site is None:
+        return site_create(
+            by=None,
+            name="pinet lab (simulated boards)",
+            slug=LAB_SLUG,
+            interface=BRIDGE,
+            subnet=SUBNET,
+            boot_server=SERVER_IP,
+            lease_time=LEASE_SECONDS,
+            **wanted,
+        )
+    if (site.subnet, site.interface, site.boot_server) != (SUBNET, BRIDGE, SERVER_IP):
+        raise LabError(
+            f"A site with the slug {LAB_SLUG!r} exists and is not the lab's (subnet {site.subnet}, interface "
+            f"{site.interface}): rename its slug, or run the lab with another database."
+        )
+    changes = {k: v for k, v in wanted.items() if str(getattr(site, k) or "") != str(v)}
+    return site_update(site=site, by=None, **changes) if changes else site
+
+
+def lab_images(echo: Callable[[str], None]):
+    """(the OS image boards install and netboot, the Raspberry Pi installer), made if missing."""
+    from django.core.management import call_command
+
+    from images.demo import demo_image_ready
+    from images.models import OSImage
+
+    image, why_not = demo_image_ready(data_dir=settings.PINET_DATA_DIR)
+    if image is None:
+        raise LabError(f"The lab needs the demo image and could not make it: {why_not}")
+    installer = (
+        OSImage.objects.filter(kind="installer", state="ready", arch="arm64", boot_path__gt="")
+        .order_by("-version")
+        .first()
+    )
+    if installer is None:
+        echo("Building a Raspberry Pi installer for the lab boards (pinet_build_installer --from-image)…")
+        out = Path(settings.PINET_IMAGE_ROOT) / INSTALLER_NAME
+        try:
+            call_command(
+                "pinet_build_installer",
+                arch="arm64",
+                out=out,
+                from_image=image.name,
+                register=INSTALLER_NAME,
+                stdout=io.StringIO(),
+            )
+        except Exception as exc:
+            raise LabError(f"Building the lab's installer failed: {exc}") from exc
+        installer = OSImage.objects.filter(name=INSTALLER_NAME, state="ready").order_by("-version").first()
+    return image, installer
+
+
+def _child_endpoints() -> tuple[str, str, list[str]]:
+    """(DATABASE_URL, CELERY_BROKER_URL) as pinet's processes inside the server namespace reach
+    them, and the relay mappings (PORT=HOST:PORT) that make TCP ones reachable."""
+    db = connection.settings_dict
+    relay: list[str] = []
+    if db["ENGINE"].endswith("sqlite3"):
+        database = f"sqlite:///{db['NAME']}"
+    else:
+        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
+        host, port = db.get("HOST") or "", int(db.get("PORT") or 5432)
+        if host.startswith("/"):
+            # A Unix socket: a path, which no network namespace hides.
+            database = f"postgres://{auth}@{quote(host, safe='')}:{port}/{quote(db['NAME'])}"
+        else:
+            relay.append(f"{port}={host or '127.0.0.1'}:{port}")
+            database = f"postgres://{auth}@127.0.0.1:{port}/{quote(db['NAME'])}"
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith("redis"):
+        parts = urlsplit(broker)
+        port = parts.port or 6379
+        if any(m.startswith(f"{port}=") for m in relay):
+            raise LabError(f"The database and the broker both use port {port}; the lab's relay cannot carry both.")
+        relay.append(f"{port}={parts.hostname or '127.0.0.1'}:{port}")
+        netloc = parts.netloc.rsplit("@", 1)
+        hostport = f"127.0.0.1:{port}"
+        broker = urlunsplit(parts._replace(netloc=f"{netloc[0]}@{hostport}" if len(netloc) == 2 else hostport))
+    elif not os.environ.get("CELERY_BROKER_URL"):
+        broker = ""  # the embedded file-system broker, found from PINET_DATA_DIR like the parent's
+    return database, broker, relay
+
+
+def _child_env(database: str, broker: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY_FILE", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "pinet.settings",
+            "PINET_ENV": settings.PINET_ENV,
+            "PINET_DATA_DIR": str(settings.PINET_DATA_DIR),
+            "PINET_CONFIG_ROOT": str(settings.PINET_CONFIG_ROOT),
+            "PINET_TFTP_ROOT": str(settings.PINET_TFTP_ROOT),
+            "PINET_NFS_ROOT": str(settings.PINET_NFS_ROOT),
+            "PINET_IMAGE_ROOT": str(settings.PINET_IMAGE_ROOT),
+            "DATABASE_URL": database,
+            "CELERY_BROKER_URL": broker,
+            # Boot tokens are derived from the secret key: every process must share it.
+            "SECRET_KEY": settings.SECRET_KEY,
+            "ALLOWED_HOSTS": ",".join([*settings.ALLOWED_HOSTS, SERVER_IP]),
+            # The lab's dnsmasq runs under its restart loop, and the lab has no NFS server.
+            "PINET_DNSMASQ_RESTART": "",
+            "PINET_EXPORTFS_RELOAD": "",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+# --- up -------------------------------------------------------------------------------------
+
+
+def _wait(what: str, check: Callable[[], bool], proc: Proc, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if not proc.alive:
+            raise LabError(f"{what} exited while starting; its log: {proc.log}\n{_tail(proc.log)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} did not come up within {timeout:.0f} s; its log: {proc.log}\n{_tail(proc.log)}")
+        time.sleep(0.1)
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _log_says(path: Path, text: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return text in path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    return check
+
+
+def http_in(ns: str, url: str, *, method: str = "GET", timeout: float = 5.0) -> tuple[int, bytes]:
+    """An HTTP request from inside namespace ``ns`` (the lab's addresses exist only there)."""
+
+    def call() -> tuple[int, bytes]:
+        request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)  # noqa: S310
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(request, timeout=timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    return netns.in_netns(ns, call)
+
+
+def _http_ok(ns: str, url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return http_in(ns, url, timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    return check
+
+
+class _Starter:
+    """Starts the lab's processes, recording each in the state file before waiting on it."""
+
+    def __init__(self, lay: Layout, state: dict):
+        self.lay, self.state = lay, state
+
+    def start(self, name: str, argv: list[str], *, netns_name: str | None, env: dict | None = None) -> Proc:
+        proc = netns.spawn(
+            name, argv, log=self.lay.logs / f"{name}.log", env=env, netns=netns_name, cwd=settings.BASE_DIR
+        )
+        self.state["processes"].append(proc.as_dict())
+        _write_state(self.lay, self.state)
+        return proc
+
+
+def _make_network(lay: Layout, state: dict, boards: int) -> None:
+    def add(name: str) -> None:
+        netns.netns_add(name)
+        state["namespaces"].append(name)
+        _write_state(lay, state)
+
+    ip = netns.run_ip
+    srv = lay.server_ns
+    add(srv)
+    ip("-n", srv, "link", "set", "lo", "up")
+    # The bridge is the boot network; the server's address sits on it (dnsmasq binds to it).
+    ip("-n", srv, "link", "add", BRIDGE, "type", "bridge")
+    ip("-n", srv, "addr", "add", f"{SERVER_IP}/{PREFIX_LEN}", "dev", BRIDGE)
+    ip("-n", srv, "link", "set", BRIDGE, "up")
+    add(lay.boards_ns)
+    ip("-n", lay.boards_ns, "link", "set", "lo", "up")
+    ip("link", "add", "pdu0", "netns", lay.boards_ns, "type", "veth", "peer", "name", "vpdu", "netns", srv)
+    ip("-n", srv, "link", "set", "vpdu", "master", BRIDGE, "up")
+    ip("-n", lay.boards_ns, "addr", "add", f"{PDU_IP}/{PREFIX_LEN}", "dev", "pdu0")
+    ip("-n", lay.boards_ns, "link", "set", "pdu0", "up")
+    for k in range(1, boards + 1):
+        ns = lay.board_ns(k)
+        add(ns)
+        ip("-n", ns, "link", "set", "lo", "up")
+        # Made inside the namespaces: the host's own namespace never sees these links.
+        ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"vb{k}", "netns", srv)
+        ip("-n", ns, "link", "set", "eth0", "address", board_mac(k))
+        ip("-n", srv, "link", "set", f"vb{k}", "master", BRIDGE, "up")
+        ip("-n", ns, "link", "set", "eth0", "up")
+
+
+def _prepare_files(lay: Layout, boards: int, busybox: str) -> None:
+    for folder in (lay.logs, lay.root / "run", lay.root / "bin"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for applet in APPLETS:
+        link = lay.root / "bin" / applet
+        if not link.is_symlink():
+            link.symlink_to(busybox)
+    for k in range(1, boards + 1):
+        folder = lay.board_dir(k)
+        folder.mkdir(parents=True, exist_ok=True)
+        sd = folder / "sd.img"
+        if not sd.exists():
+            # An empty (sparse) card: the board finds nothing to boot and asks the network.
+            with open(sd, "wb") as fh:
+                fh.truncate(SD_BYTES)
+
+
+def up(*, boards: int, backend: str, echo: Callable[[str], None]) -> dict:
+    """Bring the lab up (or say it is up); returns its state."""
+    from provisioning.services import site_config_apply
+
+    if not 1 <= boards <= MAX_BOARDS:
+        raise LabError(f"--boards must be 1 to {MAX_BOARDS}.")
+    tools = preflight(backend)
+    lay = layout()
+    state = read_state(lay)
+    if state is not None:
+        problems = health(lay, state)
+        if not problems:
+            if (state["boards"], state["backend"]) == (boards, backend):
+                echo(f"The lab is already up ({boards} boards, {backend}).")
+                return state
+            raise LabError(
+                f"The lab is up with {state['boards']} boards on {state['backend']}: "
+                "run pinet_lab down first to change that."
+            )
+        echo(f"Cleaning up a lab that stopped ({'; '.join(problems[:3])}).")
+        down(purge=False, echo=lambda _: None)
+    else:
+        _delete_namespaces(lay, [])
+
+    site = lab_site(backend)
+    image, installer = lab_images(echo)
+    result = site_config_apply(site=site)
+    if result.status not in ("applied", "unchanged"):
+        raise LabError(f"pinet could not render the lab site's configuration:\n{result.summary()}")
+    database, broker, relay = _child_endpoints()
+    env = _child_env(database, broker)
+
+    state = {
+        "tag": lay.tag,
+        "backend": backend,
+        "boards": boards,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "site": site.slug,
+        "image": str(image),
+        "installer": str(installer),
+        "namespaces": [],
+        "processes": [],
+        "boot_url_base": BOOT_URL_BASE,
+        "power_strip": f"{PDU_URL}/outlets/",
+    }
+    _write_state(lay, state)
+    try:
+        _prepare_files(lay, boards, tools["busybox"])
+        _make_network(lay, state, boards)
+        _start_processes(lay, state, tools, env, relay, site)
+    except BaseException:
+        echo("Starting the lab failed; stopping what had started.")
+        with contextlib.suppress(Exception):
+            down(purge=False, echo=lambda _: None)
+        raise
+    return state
+
+
+def _start_processes(lay: Layout, state: dict, tools: dict, env: dict, relay: list[str], site) -> None:
+    starter = _Starter(lay, state)
+    python = sys.executable
+    srv = lay.server_ns
+    config_dir = Path(settings.PINET_CONFIG_ROOT) / site.slug
+    if relay:
+        proc = starter.start(
+            "relay", [python, "-m", "provisioning.lab.relay", "--netns", srv, *relay], netns_name=None, env=env
+        )
+        _wait("the database/broker relay", _log_says(Path(proc.log), "ready"), proc)
+    # dnsmasq under a restart loop, as systemd's Restart=always would: pinet restarts it by
+    # ending it. Root, not nobody: the checkout may be in a home directory nobody cannot enter.
+    conf = config_dir / "dnsmasq" / "dnsmasq.conf"
+    loop = f'while :; do "{tools["dnsmasq"]}" -k --user=root --log-facility=- -C "{conf}"; sleep 0.2; done'
+    proc = starter.start("dnsmasq", ["sh", "-c", loop], netns_name=srv)
+    _wait("dnsmasq", _log_says(Path(proc.log), "started, version"), proc)
+    if state["backend"] == "kea":
+        run = lay.root / "run"
+        kea_env = {**os.environ, "KEA_PIDFILE_DIR": str(run), "KEA_LOCKFILE_DIR": str(run)}
+        proc = starter.start(
+            "kea", [tools["kea-dhcp4"], "-c", config_dir / "kea" / "kea-dhcp4.json"], netns_name=srv, env=kea_env
+        )
+        _wait("kea-dhcp4", _log_says(Path(proc.log), "DHCP4_STARTED"), proc)
+    proc = starter.start(
+        "web",
+        # No control socket: gunicorn's default one is per user, shared with any other gunicorn.
+        [tools["gunicorn"], "pinet.wsgi", "-b", f"{SERVER_IP}:{WEB_PORT}", "-w", "2", "--threads", "4"]
+        + ["--no-control-socket"],
+        netns_name=srv,
+        env=env,
+    )
+    _wait("the boot endpoints (gunicorn)", _http_ok(srv, f"{BOOT_URL_BASE}/healthz"), proc)
+    worker = [python, "-m", "celery", "-A", "pinet", "worker", "-Q", site.queue, "-c", "1", "-l", "info"]
+    worker += ["-n", f"{lay.prefix}@%h"]
+    if not env["CELERY_BROKER_URL"].startswith("redis"):
+        worker += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    proc = starter.start("worker", worker, netns_name=srv, env=env)
+    _wait("the site.lab worker", _log_says(Path(proc.log), "ready."), proc)
+    proc = starter.start(
+        "discover",
+        [python, "manage.py", "pinet_discover", "--site", site.slug, "--interface", BRIDGE],
+        netns_name=srv,
+        env=env,
+    )
+    _wait("the discovery listener", _log_says(Path(proc.log), "listening on"), proc)
+    _start_simulator(lay, state, starter)
+
+
+def _start_simulator(lay: Layout, state: dict, starter: _Starter) -> None:
+    zstd_dir = os.path.dirname(shutil.which("zstd") or "/usr/bin/zstd")
+    config = {
+        "state": str(lay.boards_file),
+        "busybox": shutil.which("busybox") or "busybox",
+        "agent_path": f"{lay.root / 'bin'}:{zstd_dir}",
+        "pdu": {"ip": PDU_IP, "port": PDU_PORT},
+        "boards": [
+            {
+                "mac": board_mac(k),
+                "serial": board_serial(k),
+                "netns": lay.board_ns(k),
+                "sd": str(lay.board_dir(k) / "sd.img"),
+                "work": str(lay.board_dir(k)),
+            }
+            for k in range(1, state["boards"] + 1)
+        ],
+    }
+    path = lay.root / "sim.json"
+    path.write_text(json.dumps(config, indent=2))
+    lay.boards_file.unlink(missing_ok=True)
+    proc = starter.start(
+        "boards", [sys.executable, "-m", "provisioning.lab.sim", str(path)], netns_name=lay.boards_ns, env=None
+    )
+    _wait("the board simulator", lay.boards_file.exists, proc)
+
+
+# --- down and status ------------------------------------------------------------------------
+
+
+def health(lay: Layout, state: dict) -> list[str]:
+    """What is wrong with a recorded lab: dead processes, missing namespaces (empty: all well)."""
+    problems = [f"{p.name} (pid {p.pid}) is not running" for p in _procs(state) if not p.alive]
+    present = netns.netns_names()
+    problems += [f"namespace {ns} is missing" for ns in state.get("namespaces", []) if ns not in present]
+    return problems
+
+
+def _delete_namespaces(lay: Layout, recorded: list[str]) -> list[str]:
+    # The recorded ones, and any other of this lab's (made before a crash could record them).
+    ours = sorted(n for n in netns.netns_names() if n.startswith(lay.prefix + "-"))
+    names = list(dict.fromkeys([*reversed(recorded), *ours]))
+    deleted = []
+    for name in names:
+        if name in netns.netns_names():
+            netns.netns_delete(name)
+            deleted.append(name)
+    return deleted
+
+
+def down(*, purge: bool, echo: Callable[[str], None]) -> None:
+    """Stop what the lab started (by recorded pid), delete its namespaces; ``purge`` also
+    removes its files (SD cards, logs). Safe to run any number of times."""
+    require_root("down")
+    lay = layout()
+    state = read_state(lay) or {}
+    stopped = [p.name for p in reversed(_procs(state)) if netns.stop(p)]
+    deleted = _delete_namespaces(lay, state.get("namespaces", []))
+    if state:
+        lay.state_file.unlink(missing_ok=True)
+    if stopped or deleted:
+        echo(f"Stopped {', '.join(stopped) or 'nothing'}; deleted {len(deleted)} network namespaces.")
+    else:
+        echo("The lab is not running.")
+    if purge and lay.root.exists():
+        shutil.rmtree(lay.root)
+        echo(f"Removed {lay.root} (SD cards, logs).")
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return ""
+    seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+
+
+def status_text() -> str:
+    from nodes.models import DiscoveredBoard, Node
+
+    lay = layout()
+    state = read_state(lay)
+    if state is None:
+        return "The lab is down. Start it with: sudo .venv/bin/python manage.py pinet_lab up"
+    present = netns.netns_names()
+    lines = [
+        f"pinet lab: {state['boards']} boards on {state['backend']}, up since {state['started']}; files in {lay.root}",
+        "namespaces: "
+        + ", ".join(f"{ns}{'' if ns in present else ' (MISSING)'}" for ns in state.get("namespaces", [])),
+        "processes:",
+    ]
+    for proc in _procs(state):
+        lines.append(
+            f"  {proc.name:9} pid {proc.pid:<7} {'running' if proc.alive else 'NOT RUNNING':11} log {proc.log}"
+        )
+    try:
+        boards = json.loads(lay.boards_file.read_text())["boards"]
+    except (OSError, ValueError, KeyError):
+        boards = []
+    nodes = {n.mac: n for n in Node.objects.filter(mac__in=[b["mac"] for b in boards])}
+    seen = set(DiscoveredBoard.objects.filter(mac__in=[b["mac"] for b in boards]).values_list("mac", flat=True))
+    lines.append("boards:")
+    for board in boards:
+        node = nodes.get(board["mac"])
+        known = f"node {node.hostname} ({node.boot_mode})" if node else "discovered" if board["mac"] in seen else "new"
+        lines.append(
+            f"  {board['mac']} serial {board['serial']}  power {board['power']:3}  {board['phase']:10} "
+            f"{board.get('ip') or '-':15} {known:28} {board.get('detail', '')} ({_ago(board.get('since'))})"
+        )
+    lines += [
+        f"boot endpoints: {state['boot_url_base']}/ (in {lay.server_ns})",
+        f"power strip:    {state['power_strip']} (in {lay.boards_ns})",
+    ]
+    problems = health(lay, state)
+    if problems:
+        lines.append("PROBLEMS: " + "; ".join(problems) + " -- pinet_lab down, then up, starts it afresh.")
+    return "\n".join(lines)
+
+
+def power(*, board: str, action: str) -> dict:
+    """Switch a lab board's outlet on the simulated power strip, as a person at the rack would."""
+    require_root("power")
+    from nodes.models import Node
+
+    lay = layout()
+    state = read_state(lay)
+    if state is None:
+        raise LabError("The lab is down.")
+    node = Node.objects.filter(hostname=board.lower()).first()
+    mac = node.mac if node else board.lower().replace("-", ":")
+    if board.lower().startswith("b") and board[1:].isdigit():
+        mac = board_mac(int(board[1:]))
+    url = f"{PDU_URL}/outlets/{quote(mac, safe='')}" + ("" if action == "status" else f"/{action}")
+    try:
+        code, body = http_in(lay.boards_ns, url, method="GET" if action == "status" else "POST", timeout=10)
+    except (OSError, NetnsError) as exc:
+        raise LabError(f"The power strip did not answer: {exc}") from exc
+    if code != 200:
+        raise LabError(f"No lab board {board!r} (give its MAC, b<number> or an adopted board's host name).")
+    return json.loads(body)
