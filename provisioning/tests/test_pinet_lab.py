@@ -1,0 +1,130 @@
+"""pinet_lab end to end: two simulated Pi 4 boards are discovered by the lab site's listener;
+one is adopted, given the lab's power strip, reinstalled (pinet cycles it, it boots the
+installer over TFTP and its agent writes the image onto the board's SD card file) and switched
+to network boot (it fetches its NFS-root boot files); then ``down`` leaves nothing behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+
+import pytest
+from django.core.management import call_command
+
+from images.demo import missing_tools
+from images.models import OSImage
+from nodes.discovery_services import discovered_board_adopt
+from nodes.models import DiscoveredBoard, Node, PowerAction
+from nodes.power.services import node_power_set
+from nodes.services import node_set_boot_mode
+from provisioning.choices import InstallJobStatus
+from provisioning.lab import control
+from provisioning.lab.netns import Proc, netns_names
+from provisioning.models import InstallJob, JobEvent
+from provisioning.services import node_request_reinstall
+from tests.tools import need, need_program
+
+from .netlab import require_root_netns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEADLINE_S = 60.0
+
+
+def wait_for(what: str, check, lay: control.Layout):
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE_S:.0f} s\n{control.status_text()}"
+        assert not control.health(lay, control.read_state(lay) or {}), control.status_text()
+        time.sleep(0.25)
+
+
+def board_state(lay: control.Layout, mac: str) -> dict:
+    try:
+        boards = json.loads(lay.boards_file.read_text())["boards"]
+    except (OSError, ValueError):
+        return {}
+    return next((b for b in boards if b["mac"] == mac), {})
+
+
+def _phase_ip(board: dict) -> tuple:
+    return board.get("phase"), board.get("ip")
+
+
+def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, tmp_path):
+    require_root_netns()
+    need_program("dnsmasq", "dnsmasq-base")
+    need_program("busybox", "busybox-static")
+    need_program("zstd", "zstd")
+    need(not missing_tools(), f"the demo image needs: apt-get install {' '.join(missing_tools())}")
+    # The reinstall and the boot-mode switch each cycle the board, seconds apart.
+    settings.PINET_POWER_MIN_INTERVAL = 0
+    # Images and trees of this test's database only (the lab hands these paths to its processes).
+    for name in ("IMAGE", "NFS", "CONFIG", "TFTP"):
+        folder = tmp_path / name.lower()
+        folder.mkdir()
+        setattr(settings, f"PINET_{name}_ROOT", folder)
+    lay = control.layout()
+    call_command("pinet_lab", "down", "--purge", stdout=io.StringIO())  # whatever a crashed run left
+    first, second = control.board_mac(1), control.board_mac(2)
+    try:
+        call_command("pinet_lab", "up", "--boards", "2", stdout=io.StringIO())
+        state = control.read_state(lay)
+        assert len(state["namespaces"]) == 4 and {p["name"] for p in state["processes"]} >= {
+            "dnsmasq",
+            "web",
+            "worker",
+            "discover",
+            "boards",
+        }
+
+        # 1. Unknown boards keep asking; the listener records them as Pi 4s with their serials.
+        heard = DiscoveredBoard.objects.filter(site__slug="lab", mac__in=[first, second])
+        wait_for("both boards discovered", lambda: heard.count() == 2, lay)
+        found = DiscoveredBoard.objects.get(mac=first)
+        assert (found.board_model, found.serial, found.status) == ("pi4b", control.board_serial(1), "new")
+
+        # 2. Adopt one, give it the lab's power strip, reinstall it: pinet cycles it through the
+        # webhook driver, the board boots the installer and writes the image to its SD card.
+        node = discovered_board_adopt(board=found, hostname="lab-pi", ip="203.0.113.21", by=None)
+        node_power_set(node=node, driver="webhook", params=control.POWER_PARAMS, by=None)
+        image = OSImage.objects.get(name="demo-raspios", state="ready")
+        job = node_request_reinstall(node=node, image=image, by=None)
+        job = wait_for(
+            "the install to end",
+            lambda: InstallJob.objects.filter(pk=job.pk, status__in=["succeeded", "failed"]).first(),
+            lay,
+        )
+        assert job.status == InstallJobStatus.SUCCEEDED, (job.error, control.status_text())
+        stages = list(JobEvent.objects.filter(job=job).order_by("pk").values_list("stage", flat=True))
+        assert {"installer started", "writing", "written and verified", "succeeded"} <= set(stages)
+        cycle = PowerAction.objects.get(node=node, action="cycle")
+        assert cycle.status == "succeeded" and "203.0.113.2" in cycle.detail
+        raw = subprocess.run(["zstd", "-dc", image.artefact_path], capture_output=True, check=True).stdout
+        assert (lay.board_dir(1) / "sd.img").read_bytes() == raw
+        # Its OS takes the address it was adopted with.
+        running = ("sd", "203.0.113.21")
+        wait_for("the board to run from its SD card", lambda: running == _phase_ip(board_state(lay, first)), lay)
+        assert Node.objects.get(pk=node.pk).boot_mode == "local"
+
+        # 3. Network boot: the board is cycled again and fetches its NFS-root boot files.
+        node_set_boot_mode(node=Node.objects.get(pk=node.pk), mode="netboot", by=None)
+        wait_for("the board to boot from the network", lambda: board_state(lay, first).get("phase") == "netboot", lay)
+        running = board_state(lay, first)
+        assert f"nfsroot={control.SERVER_IP}:{image.root_path}" in running["cmdline"]
+        assert {f["file"] for f in running["files"] if f["ok"]} >= {"config.txt", "start4.elf", "cmdline.txt"}
+
+        # The other board was never adopted: it still has nothing to boot and keeps asking.
+        assert board_state(lay, second)["phase"] in ("dhcp", "no-boot")
+        assert DiscoveredBoard.objects.get(mac=second).status == "new"
+    finally:
+        call_command("pinet_lab", "down", stdout=io.StringIO())
+
+    assert not [ns for ns in netns_names() if ns.startswith(lay.prefix)]
+    assert not [p["name"] for p in state["processes"] if Proc(**p).alive]
+    assert control.read_state(lay) is None
