@@ -8,7 +8,7 @@ interface and no lab traffic leaves the machine):
                 TFTP-only dnsmasq) rendered by the real site apply; the discovery listener;
                 gunicorn for the boot endpoints on 203.0.113.1:8080; a Celery worker for
                 queue site.lab (config applies and power actions)
-    <p>-boards  the simulator process and its power strip (203.0.113.2:80)
+    <p>-boards  the simulator process and its power strip (203.0.113.254:80)
     <p>-b<k>    board k's own network stack: eth0 with its MAC, a veth into lab0
 
 ``<p>`` is ``pinetlab-<6 hex digits of the data dir's path>``, so two checkouts (or parallel
@@ -52,7 +52,8 @@ LAB_SLUG = "lab"
 SUBNET = "203.0.113.0/24"
 PREFIX_LEN = 24
 SERVER_IP = "203.0.113.1"
-PDU_IP = "203.0.113.2"
+# At the top of the subnet: adoption suggests addresses from the bottom up (ip_next_free).
+PDU_IP = "203.0.113.254"
 RANGE = ("203.0.113.100", "203.0.113.199")
 WEB_PORT = 8080
 PDU_PORT = 80

@@ -18,6 +18,7 @@ from images.models import OSImage
 from nodes.discovery_services import discovered_board_adopt
 from nodes.models import DiscoveredBoard, Node, PowerAction
 from nodes.power.services import node_power_set
+from nodes.selectors import ip_next_free
 from nodes.services import node_set_boot_mode
 from provisioning.choices import InstallJobStatus
 from provisioning.lab import control
@@ -91,7 +92,10 @@ def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, t
 
         # 2. Adopt one, give it the lab's power strip, reinstall it: pinet cycles it through the
         # webhook driver, the board boots the installer and writes the image to its SD card.
-        node = discovered_board_adopt(board=found, hostname="lab-pi", ip="203.0.113.21", by=None)
+        # With the address the Discovered page suggests (never the power strip's).
+        address = ip_next_free(site=found.site)
+        assert address not in (control.SERVER_IP, control.PDU_IP)
+        node = discovered_board_adopt(board=found, hostname="lab-pi", ip=address, by=None)
         node_power_set(node=node, driver="webhook", params=control.POWER_PARAMS, by=None)
         image = OSImage.objects.get(name="demo-raspios", state="ready")
         job = node_request_reinstall(node=node, image=image, by=None)
@@ -104,11 +108,11 @@ def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, t
         stages = list(JobEvent.objects.filter(job=job).order_by("pk").values_list("stage", flat=True))
         assert {"installer started", "writing", "written and verified", "succeeded"} <= set(stages)
         cycle = PowerAction.objects.get(node=node, action="cycle")
-        assert cycle.status == "succeeded" and "203.0.113.2" in cycle.detail
+        assert cycle.status == "succeeded" and control.PDU_IP in cycle.detail
         raw = subprocess.run(["zstd", "-dc", image.artefact_path], capture_output=True, check=True).stdout
         assert (lay.board_dir(1) / "sd.img").read_bytes() == raw
         # Its OS takes the address it was adopted with.
-        running = ("sd", "203.0.113.21")
+        running = ("sd", address)
         wait_for("the board to run from its SD card", lambda: running == _phase_ip(board_state(lay, first)), lay)
         assert Node.objects.get(pk=node.pk).boot_mode == "local"
 
