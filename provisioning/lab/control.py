@@ -194,9 +194,6 @@ def preflight(backend: str) -> dict[str, str]:
     require_root("up")
     if netns.ip_binary() is None:
         raise LabError("ip is not installed: apt-get install iproute2")
-    problem = _netns_works()
-    if problem:
-        raise LabError(f"This machine does not let pinet make network namespaces: {problem}")
     tools = {
         "dnsmasq": _program("dnsmasq", "dnsmasq-base"),
         "busybox": _program("busybox", "busybox-static"),
@@ -208,6 +205,9 @@ def preflight(backend: str) -> dict[str, str]:
     if not gunicorn.exists():
         raise LabError(f"gunicorn is not in this virtualenv: {sys.executable} -m pip install -r requirements.txt")
     tools["gunicorn"] = str(gunicorn)
+    problem = _netns_works()
+    if problem:
+        raise LabError(f"This machine does not let pinet make network namespaces: {problem}")
     return tools
 
 
@@ -688,10 +688,12 @@ def power(*, board: str, action: str) -> dict:
     state = read_state(lay)
     if state is None:
         raise LabError("The lab is down.")
-    node = Node.objects.filter(hostname=board.lower()).first()
-    mac = node.mac if node else board.lower().replace("-", ":")
-    if board.lower().startswith("b") and board[1:].isdigit():
-        mac = board_mac(int(board[1:]))
+    name = board.strip().lower()
+    if name[:1] == "b" and name[1:].isdigit():
+        mac = board_mac(int(name[1:]))
+    else:
+        node = Node.objects.filter(site__slug=LAB_SLUG, hostname=name).first()
+        mac = node.mac if node else name.replace("-", ":")
     url = f"{PDU_URL}/outlets/{quote(mac, safe='')}" + ("" if action == "status" else f"/{action}")
     try:
         code, body = http_in(lay.boards_ns, url, method="GET" if action == "status" else "POST", timeout=10)

@@ -248,7 +248,7 @@ class Board(threading.Thread):
         if offer is None:
             self.update(answer="none")
             return self.boot_sd(generation, "no DHCP answer")
-        if (offer.get("pxe_menu_text") or "").find(PI_MENU) < 0:
+        if PI_MENU not in (offer.get("pxe_menu_text") or ""):
             self.update(answer="address only")
             return self.boot_sd(generation, "no network boot offered")
         if ack is None:

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from images.demo import missing_tools
 from images.models import OSImage
@@ -132,3 +132,29 @@ def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, t
     assert not [ns for ns in netns_names() if ns.startswith(lay.prefix)]
     assert not [p["name"] for p in state["processes"] if Proc(**p).alive]
     assert control.read_state(lay) is None
+
+
+def test_lab_says_what_is_missing_instead_of_a_traceback(monkeypatch):
+    monkeypatch.setattr(control.os, "geteuid", lambda: 1000)
+    with pytest.raises(CommandError, match="pinet_lab up needs root"):
+        call_command("pinet_lab", "up", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="pinet_lab down needs root"):
+        call_command("pinet_lab", "down", stdout=io.StringIO())
+    monkeypatch.setattr(control.os, "geteuid", lambda: 0)
+    real_which = control.shutil.which
+
+    def which(name, **kw):
+        return None if name == "dnsmasq" else real_which(name, **kw)
+
+    monkeypatch.setattr(control.shutil, "which", which)
+    with pytest.raises(CommandError, match=r"dnsmasq is not installed: apt-get install dnsmasq-base"):
+        call_command("pinet_lab", "up", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="--boards must be 1 to"):
+        call_command("pinet_lab", "up", "--boards", "0", stdout=io.StringIO())
+
+
+def test_status_of_a_lab_that_is_not_up(settings, tmp_path):
+    settings.PINET_DATA_DIR = tmp_path
+    out = io.StringIO()
+    call_command("pinet_lab", "status", stdout=out)
+    assert "The lab is down" in out.getvalue()
