@@ -10,6 +10,8 @@ interface and no lab traffic leaves the machine):
                 queue site.lab (config applies and power actions)
     <p>-boards  the simulator process and its power strip (203.0.113.254:80)
     <p>-b<k>    board k's own network stack: eth0 with its MAC, a veth into lab0
+    (--qemu)    an x86 QEMU machine (BIOS, iPXE in its NIC ROM) on a TAP in lab0, its disk a
+                file; the power strip switches it through QEMU's monitor
 
 ``<p>`` is ``pinetlab-<6 hex digits of the data dir's path>``, so two checkouts (or parallel
 tests) never share names. Everything is recorded in ``$PINET_DATA_DIR/lab/lab.json`` as it is
@@ -64,6 +66,10 @@ MAX_BOARDS = 60
 SD_BYTES = 64 << 20
 LEASE_SECONDS = 600
 INSTALLER_NAME = "lab-pi-installer"
+X86_INSTALLER_NAME = "lab-x86-installer"
+VM_MAC = "52:54:00:1a:b0:01"
+VM_DISK_BYTES = 64 << 20
+IPXE_ROMS = (Path("/usr/lib/ipxe/qemu/efi-virtio.rom"), Path("/usr/share/qemu/efi-virtio.rom"))
 READY_TIMEOUT_S = 60.0
 # What pinet-agent.sh runs, from busybox (as in pinet's initramfs); zstd comes from the host.
 APPLETS = (
@@ -189,7 +195,7 @@ def require_root(what: str) -> None:
         )
 
 
-def preflight(backend: str) -> dict[str, str]:
+def preflight(backend: str, qemu: bool = False) -> dict[str, str]:
     """The programs the lab runs, or a LabError naming what to install."""
     require_root("up")
     if netns.ip_binary() is None:
@@ -205,6 +211,14 @@ def preflight(backend: str) -> dict[str, str]:
     if not gunicorn.exists():
         raise LabError(f"gunicorn is not in this virtualenv: {sys.executable} -m pip install -r requirements.txt")
     tools["gunicorn"] = str(gunicorn)
+    if qemu:
+        from provisioning.installer import default_kernel
+
+        tools["qemu"] = _program("qemu-system-x86_64", "qemu-system-x86")
+        if not any(rom.exists() for rom in IPXE_ROMS):
+            raise LabError("QEMU's iPXE network ROMs are missing: apt-get install ipxe-qemu")
+        if default_kernel()[0] is None:
+            raise LabError("No kernel in /boot for the x86 installer: apt-get install linux-image-amd64")
     problem = _netns_works()
     if problem:
         raise LabError(f"This machine does not let pinet make network namespaces: {problem}")
@@ -248,37 +262,40 @@ def lab_site(backend: str):
     return site_update(site=site, by=None, **changes) if changes else site
 
 
-def lab_images(echo: Callable[[str], None]):
-    """(the OS image boards install and netboot, the Raspberry Pi installer), made if missing."""
-    from django.core.management import call_command
-
+def lab_images(echo: Callable[[str], None], *, x86: bool = False):
+    """(the OS image to install and netboot, its installer) for the Pi boards, or with ``x86``
+    for the QEMU machine; made if missing."""
     from images.demo import demo_image_ready
     from images.models import OSImage
 
-    image, why_not = demo_image_ready(data_dir=settings.PINET_DATA_DIR)
+    image, why_not = demo_image_ready(data_dir=settings.PINET_DATA_DIR, x86=x86)
     if image is None:
         raise LabError(f"The lab needs the demo image and could not make it: {why_not}")
+    arch = "amd64" if x86 else "arm64"
     installer = (
-        OSImage.objects.filter(kind="installer", state="ready", arch="arm64", boot_path__gt="")
+        OSImage.objects.filter(kind="installer", state="ready", arch=arch, boot_path__gt="")
         .order_by("-version")
         .first()
     )
     if installer is None:
-        echo("Building a Raspberry Pi installer for the lab boards (pinet_build_installer --from-image)…")
-        out = Path(settings.PINET_IMAGE_ROOT) / INSTALLER_NAME
-        try:
-            call_command(
-                "pinet_build_installer",
-                arch="arm64",
-                out=out,
-                from_image=image.name,
-                register=INSTALLER_NAME,
-                stdout=io.StringIO(),
-            )
-        except Exception as exc:
-            raise LabError(f"Building the lab's installer failed: {exc}") from exc
-        installer = OSImage.objects.filter(name=INSTALLER_NAME, state="ready").order_by("-version").first()
+        name = X86_INSTALLER_NAME if x86 else INSTALLER_NAME
+        # A Pi's installer takes kernel8.img and firmware from the image; a PC's, this host's kernel.
+        options = {"arch": arch, "out": Path(settings.PINET_IMAGE_ROOT) / name, "register": name}
+        if not x86:
+            options["from_image"] = image.name
+        echo(f"Building {name} for the lab (pinet_build_installer)…")
+        _build_installer(options)
+        installer = OSImage.objects.filter(name=name, state="ready").order_by("-version").first()
     return image, installer
+
+
+def _build_installer(options: dict) -> None:
+    from django.core.management import call_command
+
+    try:
+        call_command("pinet_build_installer", stdout=io.StringIO(), **options)
+    except Exception as exc:
+        raise LabError(f"Building the lab's installer failed: {exc}") from exc
 
 
 def _child_endpoints() -> tuple[str, str, list[str]]:
@@ -407,7 +424,7 @@ class _Starter:
         return proc
 
 
-def _make_network(lay: Layout, state: dict, boards: int) -> None:
+def _make_network(lay: Layout, state: dict, boards: int, *, qemu: bool) -> None:
     def add(name: str) -> None:
         netns.netns_add(name)
         state["namespaces"].append(name)
@@ -436,9 +453,13 @@ def _make_network(lay: Layout, state: dict, boards: int) -> None:
         ip("-n", ns, "link", "set", "eth0", "address", board_mac(k))
         ip("-n", srv, "link", "set", f"vb{k}", "master", BRIDGE, "up")
         ip("-n", ns, "link", "set", "eth0", "up")
+    if qemu:
+        # The QEMU machine's NIC: a TAP on the bridge, inside the server namespace.
+        ip("-n", srv, "tuntap", "add", "pnvm0", "mode", "tap")
+        ip("-n", srv, "link", "set", "pnvm0", "master", BRIDGE, "up")
 
 
-def _prepare_files(lay: Layout, boards: int, busybox: str) -> None:
+def _prepare_files(lay: Layout, boards: int, busybox: str, *, qemu: bool) -> None:
     for folder in (lay.logs, lay.root / "run", lay.root / "bin"):
         folder.mkdir(parents=True, exist_ok=True)
     for applet in APPLETS:
@@ -453,26 +474,31 @@ def _prepare_files(lay: Layout, boards: int, busybox: str) -> None:
             # An empty (sparse) card: the board finds nothing to boot and asks the network.
             with open(sd, "wb") as fh:
                 fh.truncate(SD_BYTES)
+    disk = lay.root / "vm" / "disk.img"
+    if qemu and not disk.exists():
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        with open(disk, "wb") as fh:  # empty: the machine finds nothing to boot and asks the network
+            fh.truncate(VM_DISK_BYTES)
 
 
-def up(*, boards: int, backend: str, echo: Callable[[str], None]) -> dict:
+def up(*, boards: int, backend: str, echo: Callable[[str], None], qemu: bool = False) -> dict:
     """Bring the lab up (or say it is up); returns its state."""
     from provisioning.services import site_config_apply
 
     if not 1 <= boards <= MAX_BOARDS:
         raise LabError(f"--boards must be 1 to {MAX_BOARDS}.")
-    tools = preflight(backend)
+    tools = preflight(backend, qemu)
     lay = layout()
     state = read_state(lay)
     if state is not None:
         problems = health(lay, state)
         if not problems:
-            if (state["boards"], state["backend"]) == (boards, backend):
+            if (state["boards"], state["backend"], state.get("qemu", False)) == (boards, backend, qemu):
                 echo(f"The lab is already up ({boards} boards, {backend}).")
                 return state
             raise LabError(
-                f"The lab is up with {state['boards']} boards on {state['backend']}: "
-                "run pinet_lab down first to change that."
+                f"The lab is up with {state['boards']} boards on {state['backend']}"
+                f"{' and QEMU' if state.get('qemu') else ''}: run pinet_lab down first to change that."
             )
         echo(f"Cleaning up a lab that stopped ({'; '.join(problems[:3])}).")
         down(purge=False, echo=lambda _: None)
@@ -481,6 +507,8 @@ def up(*, boards: int, backend: str, echo: Callable[[str], None]) -> dict:
 
     site = lab_site(backend)
     image, installer = lab_images(echo)
+    if qemu:
+        lab_images(echo, x86=True)
     result = site_config_apply(site=site)
     if result.status not in ("applied", "unchanged"):
         raise LabError(f"pinet could not render the lab site's configuration:\n{result.summary()}")
@@ -491,6 +519,7 @@ def up(*, boards: int, backend: str, echo: Callable[[str], None]) -> dict:
         "tag": lay.tag,
         "backend": backend,
         "boards": boards,
+        "qemu": qemu,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "site": site.slug,
         "image": str(image),
@@ -502,8 +531,8 @@ def up(*, boards: int, backend: str, echo: Callable[[str], None]) -> dict:
     }
     _write_state(lay, state)
     try:
-        _prepare_files(lay, boards, tools["busybox"])
-        _make_network(lay, state, boards)
+        _prepare_files(lay, boards, tools["busybox"], qemu=qemu)
+        _make_network(lay, state, boards, qemu=qemu)
         _start_processes(lay, state, tools, env, relay, site)
     except BaseException:
         echo("Starting the lab failed; stopping what had started.")
@@ -558,7 +587,26 @@ def _start_processes(lay: Layout, state: dict, tools: dict, env: dict, relay: li
         env=env,
     )
     _wait("the discovery listener", _log_says(Path(proc.log), "listening on"), proc)
+    if state["qemu"]:
+        _start_vm(lay, tools["qemu"], starter)
     _start_simulator(lay, state, starter)
+
+
+def _start_vm(lay: Layout, qemu: str, starter: _Starter) -> None:
+    """A PC: BIOS, iPXE in the virtio NIC's ROM (network first, then its disk), serial console
+    to a log file, QEMU's monitor on a socket for the power strip. TCG, which works everywhere
+    (nested KVM often does not); PINET_QEMU_ACCEL=kvm where KVM works."""
+    accel = os.environ.get("PINET_QEMU_ACCEL", "tcg")
+    qmp = lay.root / "run" / "vm.qmp"
+    qmp.unlink(missing_ok=True)
+    argv = [qemu, "-accel", accel, "-m", "512", "-display", "none", "-monitor", "none"]
+    argv += ["-serial", f"file:{lay.logs / 'vm-serial.log'}", "-qmp", f"unix:{qmp},server=on,wait=off"]
+    argv += ["-netdev", "tap,id=n0,ifname=pnvm0,script=no,downscript=no"]
+    argv += ["-device", f"virtio-net-pci,netdev=n0,mac={VM_MAC},bootindex=1"]
+    argv += ["-drive", f"file={lay.root / 'vm' / 'disk.img'},if=none,id=d0,format=raw"]
+    argv += ["-device", "virtio-blk-pci,drive=d0,bootindex=2"]
+    proc = starter.start("vm", argv, netns_name=lay.server_ns)
+    _wait(f"the QEMU machine ({accel})", qmp.exists, proc)
 
 
 def _start_simulator(lay: Layout, state: dict, starter: _Starter) -> None:
@@ -578,6 +626,7 @@ def _start_simulator(lay: Layout, state: dict, starter: _Starter) -> None:
             }
             for k in range(1, state["boards"] + 1)
         ],
+        "vm": {"mac": VM_MAC, "qmp": str(lay.root / "run" / "vm.qmp")} if state["qemu"] else None,
     }
     path = lay.root / "sim.json"
     path.write_text(json.dumps(config, indent=2))
@@ -656,7 +705,8 @@ def status_text() -> str:
             f"  {proc.name:9} pid {proc.pid:<7} {'running' if proc.alive else 'NOT RUNNING':11} log {proc.log}"
         )
     try:
-        boards = json.loads(lay.boards_file.read_text())["boards"]
+        simulated = json.loads(lay.boards_file.read_text())
+        boards = simulated["boards"] + ([simulated["vm"]] if simulated.get("vm") else [])
     except (OSError, ValueError, KeyError):
         boards = []
     nodes = {n.mac: n for n in Node.objects.filter(mac__in=[b["mac"] for b in boards])}
@@ -665,6 +715,13 @@ def status_text() -> str:
     for board in boards:
         node = nodes.get(board["mac"])
         known = f"node {node.hostname} ({node.boot_mode})" if node else "discovered" if board["mac"] in seen else "new"
+        if board.get("vm"):
+            serial = _tail(str(lay.logs / "vm-serial.log"), 1).strip()[-60:]
+            lines.append(
+                f"  {board['mac']} QEMU x86     power {board['power']:3}  {board['phase']:10} {'-':15} {known:28} "
+                f"serial console: {serial or '(nothing yet)'}"
+            )
+            continue
         lines.append(
             f"  {board['mac']} serial {board['serial']}  power {board['power']:3}  {board['phase']:10} "
             f"{board.get('ip') or '-':15} {known:28} {board.get('detail', '')} ({_ago(board.get('since'))})"
@@ -691,6 +748,8 @@ def power(*, board: str, action: str) -> dict:
     name = board.strip().lower()
     if name[:1] == "b" and name[1:].isdigit():
         mac = board_mac(int(name[1:]))
+    elif name == "vm":
+        mac = VM_MAC
     else:
         node = Node.objects.filter(site__slug=LAB_SLUG, hostname=name).first()
         mac = node.mac if node else name.replace("-", ":")
@@ -700,5 +759,5 @@ def power(*, board: str, action: str) -> dict:
     except (OSError, NetnsError) as exc:
         raise LabError(f"The power strip did not answer: {exc}") from exc
     if code != 200:
-        raise LabError(f"No lab board {board!r} (give its MAC, b<number> or an adopted board's host name).")
+        raise LabError(f"No lab board {board!r} (give its MAC, b<number>, vm or an adopted board's host name).")
     return json.loads(body)

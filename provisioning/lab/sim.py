@@ -28,8 +28,9 @@ outlet per board, the kind of device pinet's webhook power driver switches:
     POST /outlets/<mac>/on|off|cycle
 
 Switching off stops the board wherever it is (an install in progress is killed); a cycle is
-off, ``cycle_delay`` seconds, on. What every board is doing is written, on every change, to
-the JSON state file that ``pinet_lab status`` reads.
+off, ``cycle_delay`` seconds, on. With ``pinet_lab up --qemu`` the strip also has an outlet for
+the QEMU x86 machine (``vm`` in the config), switched through QEMU's monitor. What every
+board is doing is written, on every change, to the JSON state file ``pinet_lab status`` reads.
 """
 
 from __future__ import annotations
@@ -422,6 +423,49 @@ class Board(threading.Thread):
             self.sleep(generation, max(5.0, min(lease / 2, self.sim.timing["renew_max"])))
 
 
+class VmOutlet:
+    """The power strip's outlet for the lab's QEMU machine (``--qemu``), switched through QEMU's
+    monitor (QMP): off pauses the machine, on resets it and lets it run."""
+
+    def __init__(self, sim: Simulator, spec: dict):
+        self.sim = sim
+        self.mac = spec["mac"].lower()
+        self.qmp = spec["qmp"]
+        self.powered = True
+        self.state = {"mac": self.mac, "power": "on", "phase": "running", "detail": "QEMU x86 machine", "vm": True}
+
+    def _command(self, *names: str) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(self.qmp)
+            stream = sock.makefile("rwb")
+            stream.readline()  # the greeting
+            for name in ("qmp_capabilities", *names):
+                stream.write(json.dumps({"execute": name}).encode() + b"\n")
+                stream.flush()
+                while True:  # skip asynchronous events until the command's answer
+                    answer = json.loads(stream.readline() or b"{}")
+                    if "return" in answer or "error" in answer or not answer:
+                        break
+                if "error" in answer:
+                    raise OSError(f"QMP {name}: {answer['error'].get('desc')}")
+
+    def power(self, action: str) -> str:
+        if action in ("off", "cycle"):
+            self._command("stop")
+            self.powered = False
+        if action == "cycle":
+            time.sleep(self.sim.timing["cycle_delay"])
+        if action in ("on", "cycle"):
+            self._command("system_reset", "cont")
+            self.powered = True
+        power = "on" if self.powered else "off"
+        with self.sim.lock:
+            self.state.update(power=power, phase="running" if self.powered else "paused", since=now_iso())
+            self.sim.save()
+        return power
+
+
 class Simulator:
     def __init__(self, config: dict):
         self.config = config
@@ -432,6 +476,8 @@ class Simulator:
         self.stopping = threading.Event()
         self.lock = threading.RLock()
         self.boards = {spec["mac"].lower(): Board(self, spec) for spec in config["boards"]}
+        self.vm = VmOutlet(self, config["vm"]) if config.get("vm") else None
+        self.outlets: dict[str, Board | VmOutlet] = {**self.boards, **({self.vm.mac: self.vm} if self.vm else {})}
 
     def save(self) -> None:
         with self.lock:
@@ -440,6 +486,7 @@ class Simulator:
                 "updated": now_iso(),
                 "pdu": self.config["pdu"],
                 "boards": [board.state for board in self.boards.values()],
+                "vm": self.vm.state if self.vm else None,
             }
             tmp = self.state_path.with_name(self.state_path.name + ".tmp")
             tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -485,17 +532,17 @@ class PowerStrip(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _board(self, parts: list[str]) -> Board | None:
-        return self.server.sim.boards.get(normalize_mac(parts[1])) if len(parts) > 1 else None  # type: ignore[attr-defined]
+    def _board(self, parts: list[str]) -> Board | VmOutlet | None:
+        return self.server.sim.outlets.get(normalize_mac(parts[1])) if len(parts) > 1 else None  # type: ignore[attr-defined]
 
     @staticmethod
-    def _outlet(board: Board) -> dict:
+    def _outlet(board: Board | VmOutlet) -> dict:
         return {"mac": board.mac, "power": "on" if board.powered else "off", "phase": board.state["phase"]}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         if parts == ["outlets"]:
-            boards = self.server.sim.boards.values()  # type: ignore[attr-defined]
+            boards = self.server.sim.outlets.values()  # type: ignore[attr-defined]
             return self._answer(200, {"outlets": [self._outlet(b) for b in boards]})
         board = self._board(parts) if parts[:1] == ["outlets"] and len(parts) == 2 else None
         if board is None:
@@ -510,7 +557,10 @@ class PowerStrip(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(min(length, 65536))
-        self._answer(200, {"mac": board.mac, "power": board.power(parts[2])})
+        try:
+            self._answer(200, {"mac": board.mac, "power": board.power(parts[2])})
+        except OSError as exc:  # the QEMU machine's monitor did not answer
+            self._answer(503, {"error": str(exc)})
 
 
 def main(argv: list[str] | None = None) -> int:

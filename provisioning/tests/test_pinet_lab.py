@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -57,21 +58,33 @@ def _phase_ip(board: dict) -> tuple:
     return board.get("phase"), board.get("ip")
 
 
-def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, tmp_path):
+@pytest.fixture
+def lab(settings, tmp_path):
+    """What the lab needs, images and trees of this test's database only (the lab hands these
+    paths to its processes), and a clean slate whatever a crashed run left."""
     require_root_netns()
     need_program("dnsmasq", "dnsmasq-base")
     need_program("busybox", "busybox-static")
     need_program("zstd", "zstd")
     need(not missing_tools(), f"the demo image needs: apt-get install {' '.join(missing_tools())}")
-    # The reinstall and the boot-mode switch each cycle the board, seconds apart.
-    settings.PINET_POWER_MIN_INTERVAL = 0
-    # Images and trees of this test's database only (the lab hands these paths to its processes).
     for name in ("IMAGE", "NFS", "CONFIG", "TFTP"):
         folder = tmp_path / name.lower()
         folder.mkdir()
         setattr(settings, f"PINET_{name}_ROOT", folder)
-    lay = control.layout()
-    call_command("pinet_lab", "down", "--purge", stdout=io.StringIO())  # whatever a crashed run left
+    call_command("pinet_lab", "down", "--purge", stdout=io.StringIO())
+    return control.layout()
+
+
+def assert_nothing_left(lay: control.Layout, state: dict) -> None:
+    assert not [ns for ns in netns_names() if ns.startswith(lay.prefix)]
+    assert not [p["name"] for p in state["processes"] if Proc(**p).alive]
+    assert control.read_state(lay) is None
+
+
+def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, lab):
+    lay = lab
+    # The reinstall and the boot-mode switch each cycle the board, seconds apart.
+    settings.PINET_POWER_MIN_INTERVAL = 0
     first, second = control.board_mac(1), control.board_mac(2)
     try:
         call_command("pinet_lab", "up", "--boards", "2", stdout=io.StringIO())
@@ -128,10 +141,30 @@ def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, t
         assert DiscoveredBoard.objects.get(mac=second).status == "new"
     finally:
         call_command("pinet_lab", "down", stdout=io.StringIO())
+    assert_nothing_left(lay, state)
 
-    assert not [ns for ns in netns_names() if ns.startswith(lay.prefix)]
-    assert not [p["name"] for p in state["processes"] if Proc(**p).alive]
-    assert control.read_state(lay) is None
+
+def test_lab_qemu_machine_is_discovered_and_on_the_power_strip(lab):
+    need_program("qemu-system-x86_64", "qemu-system-x86")
+    need(any(rom.exists() for rom in control.IPXE_ROMS), "QEMU's iPXE ROMs are missing (apt-get install ipxe-qemu)")
+    need(any(Path("/boot").glob("vmlinuz-*")), "no kernel for the x86 installer (apt-get install linux-image-amd64)")
+    try:
+        call_command("pinet_lab", "up", "--boards", "1", "--qemu", stdout=io.StringIO())
+        state = control.read_state(lab)
+        assert state["qemu"] and "vm" in {p["name"] for p in state["processes"]}
+        assert OSImage.objects.filter(name="demo-x86", arch="amd64", state="ready").exists()
+        assert OSImage.objects.filter(kind="installer", arch="amd64", state="ready").exists()
+        # Its NIC's iPXE asks for a boot; the listener records a PC, not a Pi.
+        heard = DiscoveredBoard.objects.filter(site__slug="lab", mac=control.VM_MAC)
+        wait_for("the QEMU machine discovered", heard.exists, lab)
+        assert (heard.get().board_model, heard.get().is_pi) == ("x86-bios", False)
+        # The power strip switches it through QEMU's monitor.
+        assert control.power(board="vm", action="off")["power"] == "off"
+        assert "paused" in control.status_text()
+        assert control.power(board="vm", action="on")["power"] == "on"
+    finally:
+        call_command("pinet_lab", "down", stdout=io.StringIO())
+    assert_nothing_left(lab, state)
 
 
 def test_lab_says_what_is_missing_instead_of_a_traceback(monkeypatch):

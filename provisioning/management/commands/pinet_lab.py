@@ -22,17 +22,20 @@ class Command(BaseCommand):
         up = sub.add_parser("up", help="Start the lab (idempotent).")
         up.add_argument("--boards", type=int, default=4, help="Simulated Pi 4 boards (default 4).")
         up.add_argument("--backend", choices=["dnsmasq", "kea"], default="dnsmasq", help="The lab site's DHCP server.")
+        up.add_argument("--qemu", action="store_true", help="Also an x86 QEMU machine that PXE-boots through iPXE.")
         down = sub.add_parser("down", help="Stop everything the lab started and delete its namespaces.")
         down.add_argument("--purge", action="store_true", help="Also delete the lab's files (SD cards, logs).")
         sub.add_parser("status", help="Namespaces, processes, boards and URLs.")
         power = sub.add_parser("power", help="Switch a board's outlet on the lab's power strip.")
-        power.add_argument("board", help="Its MAC, b<number>, or an adopted board's host name.")
+        power.add_argument("board", help="Its MAC, b<number>, vm (the QEMU machine), or an adopted board's host name.")
         power.add_argument("switch", choices=["on", "off", "cycle", "status"])
 
     def handle(self, *args, action: str, **options):
         try:
             if action == "up":
-                control.up(boards=options["boards"], backend=options["backend"], echo=self.stdout.write)
+                control.up(
+                    boards=options["boards"], backend=options["backend"], qemu=options["qemu"], echo=self.stdout.write
+                )
                 self.stdout.write(control.status_text())
                 self.stdout.write(self._next_steps())
             elif action == "down":
