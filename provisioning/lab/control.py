@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -39,131 +37,41 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from django.conf import settings
-from django.db import connection
 
 from . import netns
+from .layout import (
+    APPLETS,
+    BOOT_URL_BASE,
+    BRIDGE,
+    IPXE_ROMS,
+    LAB_SLUG,
+    MAX_BOARDS,
+    PDU_IP,
+    PDU_PORT,
+    PDU_URL,
+    PREFIX_LEN,
+    READY_TIMEOUT_S,
+    SD_BYTES,
+    SERVER_IP,
+    VM_DISK_BYTES,
+    VM_MAC,
+    WEB_PORT,
+    LabError,
+    Layout,
+    board_mac,
+    board_serial,
+    layout,
+    procs,
+    read_state,
+    write_state,
+)
 from .netns import NetnsError, Proc
-
-LAB_SLUG = "lab"
-SUBNET = "203.0.113.0/24"
-PREFIX_LEN = 24
-SERVER_IP = "203.0.113.1"
-# At the top of the subnet: adoption suggests addresses from the bottom up (ip_next_free).
-PDU_IP = "203.0.113.254"
-RANGE = ("203.0.113.100", "203.0.113.199")
-WEB_PORT = 8080
-PDU_PORT = 80
-BRIDGE = "lab0"
-BOOT_URL_BASE = f"http://{SERVER_IP}:{WEB_PORT}"
-PDU_URL = f"http://{PDU_IP}" + ("" if PDU_PORT == 80 else f":{PDU_PORT}")
-MAX_BOARDS = 60
-SD_BYTES = 64 << 20
-LEASE_SECONDS = 600
-INSTALLER_NAME = "lab-pi-installer"
-X86_INSTALLER_NAME = "lab-x86-installer"
-VM_MAC = "52:54:00:1a:b0:01"
-VM_DISK_BYTES = 64 << 20
-IPXE_ROMS = (Path("/usr/lib/ipxe/qemu/efi-virtio.rom"), Path("/usr/share/qemu/efi-virtio.rom"))
-READY_TIMEOUT_S = 60.0
-# What pinet-agent.sh runs, from busybox (as in pinet's initramfs); zstd comes from the host.
-APPLETS = (
-    "sh wget udhcpc ip sha256sum tee mkfifo cut tr sed cat rm sync printf echo grep mkdir sleep"
-    " blockdev mount umount chmod reboot"
-).split()
-# The webhook driver's settings for a lab board: the same for every board ({mac} is filled in).
-POWER_PARAMS = {
-    "on": {"url": f"{PDU_URL}/outlets/{{mac}}/on"},
-    "off": {"url": f"{PDU_URL}/outlets/{{mac}}/off"},
-    "cycle": {"url": f"{PDU_URL}/outlets/{{mac}}/cycle"},
-    "status": {"url": f"{PDU_URL}/outlets/{{mac}}"},
-    "status_json_path": "power",
-}
-
-
-class LabError(Exception):
-    """Something the operator can fix; the message says what."""
-
-
-def board_mac(k: int) -> str:
-    return f"dc:a6:32:1a:b0:{k:02x}"
-
-
-def board_serial(k: int) -> str:
-    return f"1ab0{k:04x}"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where this data dir's lab lives: files under ``$PINET_DATA_DIR/lab``, namespace names."""
-
-    data_dir: Path
-
-    @property
-    def root(self) -> Path:
-        return self.data_dir / "lab"
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "lab.json"
-
-    @property
-    def boards_file(self) -> Path:
-        return self.root / "boards.json"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def tag(self) -> str:
-        return hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:6]
-
-    @property
-    def prefix(self) -> str:
-        return f"pinetlab-{self.tag}"
-
-    @property
-    def server_ns(self) -> str:
-        return f"{self.prefix}-srv"
-
-    @property
-    def boards_ns(self) -> str:
-        return f"{self.prefix}-boards"
-
-    def board_ns(self, k: int) -> str:
-        return f"{self.prefix}-b{k}"
-
-    def board_dir(self, k: int) -> Path:
-        return self.root / "boards" / board_mac(k).replace(":", "-")
-
-
-def layout() -> Layout:
-    return Layout(Path(settings.PINET_DATA_DIR))
-
-
-def read_state(lay: Layout) -> dict | None:
-    try:
-        return json.loads(lay.state_file.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_state(lay: Layout, state: dict) -> None:
-    lay.root.mkdir(parents=True, exist_ok=True)
-    tmp = lay.state_file.with_name("lab.json.tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, lay.state_file)
-
-
-def _procs(state: dict) -> list[Proc]:
-    return [Proc(**p) for p in state.get("processes", [])]
-
+from .site import child_endpoints, child_env, lab_images, lab_site
 
 # --- checks ---------------------------------------------------------------------------------
 
@@ -223,135 +131,6 @@ def preflight(backend: str, qemu: bool = False) -> dict[str, str]:
     if problem:
         raise LabError(f"This machine does not let pinet make network namespaces: {problem}")
     return tools
-
-
-# --- the database side ----------------------------------------------------------------------
-
-
-def lab_site(backend: str):
-    """The site "lab" (created, or brought back to the lab's settings); refuses a site of that
-    slug that is not the lab's."""
-    from nodes.models import Site
-    from nodes.services import site_create, site_update
-
-    wanted = {
-        "boot_url_base": BOOT_URL_BASE,
-        "discovery_enabled": True,
-        "dhcp_backend": backend,
-        "range_start": RANGE[0],
-        "range_end": RANGE[1],
-    }
-    site = Site.objects.filter(slug=LAB_SLUG).first()
-    if site is None:
-        return site_create(
-            by=None,
-            name="pinet lab (simulated boards)",
-            slug=LAB_SLUG,
-            interface=BRIDGE,
-            subnet=SUBNET,
-            boot_server=SERVER_IP,
-            lease_time=LEASE_SECONDS,
-            **wanted,
-        )
-    if (site.subnet, site.interface, site.boot_server) != (SUBNET, BRIDGE, SERVER_IP):
-        raise LabError(
-            f"A site with the slug {LAB_SLUG!r} exists and is not the lab's (subnet {site.subnet}, interface "
-            f"{site.interface}): rename its slug, or run the lab with another database."
-        )
-    changes = {k: v for k, v in wanted.items() if str(getattr(site, k) or "") != str(v)}
-    return site_update(site=site, by=None, **changes) if changes else site
-
-
-def lab_images(echo: Callable[[str], None], *, x86: bool = False):
-    """(the OS image to install and netboot, its installer) for the Pi boards, or with ``x86``
-    for the QEMU machine; made if missing."""
-    from images.demo import demo_image_ready
-    from images.models import OSImage
-
-    image, why_not = demo_image_ready(data_dir=settings.PINET_DATA_DIR, x86=x86)
-    if image is None:
-        raise LabError(f"The lab needs the demo image and could not make it: {why_not}")
-    arch = "amd64" if x86 else "arm64"
-    installer = (
-        OSImage.objects.filter(kind="installer", state="ready", arch=arch, boot_path__gt="")
-        .order_by("-version")
-        .first()
-    )
-    if installer is None:
-        name = X86_INSTALLER_NAME if x86 else INSTALLER_NAME
-        # A Pi's installer takes kernel8.img and firmware from the image; a PC's, this host's kernel.
-        options = {"arch": arch, "out": Path(settings.PINET_IMAGE_ROOT) / name, "register": name}
-        if not x86:
-            options["from_image"] = image.name
-        echo(f"Building {name} for the lab (pinet_build_installer)…")
-        _build_installer(options)
-        installer = OSImage.objects.filter(name=name, state="ready").order_by("-version").first()
-    return image, installer
-
-
-def _build_installer(options: dict) -> None:
-    from django.core.management import call_command
-
-    try:
-        call_command("pinet_build_installer", stdout=io.StringIO(), **options)
-    except Exception as exc:
-        raise LabError(f"Building the lab's installer failed: {exc}") from exc
-
-
-def _child_endpoints() -> tuple[str, str, list[str]]:
-    """(DATABASE_URL, CELERY_BROKER_URL) as pinet's processes inside the server namespace reach
-    them, and the relay mappings (PORT=HOST:PORT) that make TCP ones reachable."""
-    db = connection.settings_dict
-    relay: list[str] = []
-    if db["ENGINE"].endswith("sqlite3"):
-        database = f"sqlite:///{db['NAME']}"
-    else:
-        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
-        host, port = db.get("HOST") or "", int(db.get("PORT") or 5432)
-        if host.startswith("/"):
-            # A Unix socket: a path, which no network namespace hides.
-            database = f"postgres://{auth}@{quote(host, safe='')}:{port}/{quote(db['NAME'])}"
-        else:
-            relay.append(f"{port}={host or '127.0.0.1'}:{port}")
-            database = f"postgres://{auth}@127.0.0.1:{port}/{quote(db['NAME'])}"
-    broker = settings.CELERY_BROKER_URL
-    if broker.startswith("redis"):
-        parts = urlsplit(broker)
-        port = parts.port or 6379
-        if any(m.startswith(f"{port}=") for m in relay):
-            raise LabError(f"The database and the broker both use port {port}; the lab's relay cannot carry both.")
-        relay.append(f"{port}={parts.hostname or '127.0.0.1'}:{port}")
-        netloc = parts.netloc.rsplit("@", 1)
-        hostport = f"127.0.0.1:{port}"
-        broker = urlunsplit(parts._replace(netloc=f"{netloc[0]}@{hostport}" if len(netloc) == 2 else hostport))
-    elif not os.environ.get("CELERY_BROKER_URL"):
-        broker = ""  # the embedded file-system broker, found from PINET_DATA_DIR like the parent's
-    return database, broker, relay
-
-
-def _child_env(database: str, broker: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY_FILE", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "pinet.settings",
-            "PINET_ENV": settings.PINET_ENV,
-            "PINET_DATA_DIR": str(settings.PINET_DATA_DIR),
-            "PINET_CONFIG_ROOT": str(settings.PINET_CONFIG_ROOT),
-            "PINET_TFTP_ROOT": str(settings.PINET_TFTP_ROOT),
-            "PINET_NFS_ROOT": str(settings.PINET_NFS_ROOT),
-            "PINET_IMAGE_ROOT": str(settings.PINET_IMAGE_ROOT),
-            "DATABASE_URL": database,
-            "CELERY_BROKER_URL": broker,
-            # Boot tokens are derived from the secret key: every process must share it.
-            "SECRET_KEY": settings.SECRET_KEY,
-            "ALLOWED_HOSTS": ",".join([*settings.ALLOWED_HOSTS, SERVER_IP]),
-            # The lab's dnsmasq runs under its restart loop, and the lab has no NFS server.
-            "PINET_DNSMASQ_RESTART": "",
-            "PINET_EXPORTFS_RELOAD": "",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
 
 
 # --- up -------------------------------------------------------------------------------------
@@ -420,7 +199,7 @@ class _Starter:
             name, argv, log=self.lay.logs / f"{name}.log", env=env, netns=netns_name, cwd=settings.BASE_DIR
         )
         self.state["processes"].append(proc.as_dict())
-        _write_state(self.lay, self.state)
+        write_state(self.lay, self.state)
         return proc
 
 
@@ -428,7 +207,7 @@ def _make_network(lay: Layout, state: dict, boards: int, *, qemu: bool) -> None:
     def add(name: str) -> None:
         netns.netns_add(name)
         state["namespaces"].append(name)
-        _write_state(lay, state)
+        write_state(lay, state)
 
     ip = netns.run_ip
     srv = lay.server_ns
@@ -460,12 +239,12 @@ def _make_network(lay: Layout, state: dict, boards: int, *, qemu: bool) -> None:
 
 
 def _prepare_files(lay: Layout, boards: int, busybox: str, *, qemu: bool) -> None:
+    # The agent's PATH holds exactly these applets, made afresh each time.
+    shutil.rmtree(lay.root / "bin", ignore_errors=True)
     for folder in (lay.logs, lay.root / "run", lay.root / "bin"):
         folder.mkdir(parents=True, exist_ok=True)
     for applet in APPLETS:
-        link = lay.root / "bin" / applet
-        if not link.is_symlink():
-            link.symlink_to(busybox)
+        (lay.root / "bin" / applet).symlink_to(busybox)
     for k in range(1, boards + 1):
         folder = lay.board_dir(k)
         folder.mkdir(parents=True, exist_ok=True)
@@ -512,8 +291,8 @@ def up(*, boards: int, backend: str, echo: Callable[[str], None], qemu: bool = F
     result = site_config_apply(site=site)
     if result.status not in ("applied", "unchanged"):
         raise LabError(f"pinet could not render the lab site's configuration:\n{result.summary()}")
-    database, broker, relay = _child_endpoints()
-    env = _child_env(database, broker)
+    database, broker, relay = child_endpoints()
+    env = child_env(database, broker)
 
     state = {
         "tag": lay.tag,
@@ -529,7 +308,7 @@ def up(*, boards: int, backend: str, echo: Callable[[str], None], qemu: bool = F
         "boot_url_base": BOOT_URL_BASE,
         "power_strip": f"{PDU_URL}/outlets/",
     }
-    _write_state(lay, state)
+    write_state(lay, state)
     try:
         _prepare_files(lay, boards, tools["busybox"], qemu=qemu)
         _make_network(lay, state, boards, qemu=qemu)
@@ -642,7 +421,7 @@ def _start_simulator(lay: Layout, state: dict, starter: _Starter) -> None:
 
 def health(lay: Layout, state: dict) -> list[str]:
     """What is wrong with a recorded lab: dead processes, missing namespaces (empty: all well)."""
-    problems = [f"{p.name} (pid {p.pid}) is not running" for p in _procs(state) if not p.alive]
+    problems = [f"{p.name} (pid {p.pid}) is not running" for p in procs(state) if not p.alive]
     present = netns.netns_names()
     problems += [f"namespace {ns} is missing" for ns in state.get("namespaces", []) if ns not in present]
     return problems
@@ -666,7 +445,7 @@ def down(*, purge: bool, echo: Callable[[str], None]) -> None:
     require_root("down")
     lay = layout()
     state = read_state(lay) or {}
-    stopped = [p.name for p in reversed(_procs(state)) if netns.stop(p)]
+    stopped = [p.name for p in reversed(procs(state)) if netns.stop(p)]
     deleted = _delete_namespaces(lay, state.get("namespaces", []))
     if state:
         lay.state_file.unlink(missing_ok=True)
@@ -700,7 +479,7 @@ def status_text() -> str:
         + ", ".join(f"{ns}{'' if ns in present else ' (MISSING)'}" for ns in state.get("namespaces", [])),
         "processes:",
     ]
-    for proc in _procs(state):
+    for proc in procs(state):
         lines.append(
             f"  {proc.name:9} pid {proc.pid:<7} {'running' if proc.alive else 'NOT RUNNING':11} log {proc.log}"
         )

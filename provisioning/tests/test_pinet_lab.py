@@ -23,6 +23,7 @@ from nodes.selectors import ip_next_free
 from nodes.services import node_set_boot_mode
 from provisioning.choices import InstallJobStatus
 from provisioning.lab import control
+from provisioning.lab.layout import POWER_PARAMS
 from provisioning.lab.netns import Proc, netns_names
 from provisioning.models import InstallJob, JobEvent
 from provisioning.services import node_request_reinstall
@@ -109,7 +110,7 @@ def test_lab_boards_are_discovered_adopted_reinstalled_and_netbooted(settings, l
         address = ip_next_free(site=found.site)
         assert address not in (control.SERVER_IP, control.PDU_IP)
         node = discovered_board_adopt(board=found, hostname="lab-pi", ip=address, by=None)
-        node_power_set(node=node, driver="webhook", params=control.POWER_PARAMS, by=None)
+        node_power_set(node=node, driver="webhook", params=POWER_PARAMS, by=None)
         image = OSImage.objects.get(name="demo-raspios", state="ready")
         job = node_request_reinstall(node=node, image=image, by=None)
         job = wait_for(

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from provisioning.lab import control
+from provisioning.lab.layout import POWER_PARAMS
 from provisioning.lab.netns import NetnsError
 
 
@@ -50,7 +51,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _next_steps() -> str:
-        power = json.dumps({"driver": "webhook", "params": control.POWER_PARAMS})
+        power = json.dumps({"driver": "webhook", "params": POWER_PARAMS})
         return (
             "\nThe boards ask site 'lab' for a network boot: watch them under Discovered in the panel "
             "(bin/quickstart, http://127.0.0.1:8000/ on the same database), adopt them, reinstall, switch boot modes."
