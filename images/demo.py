@@ -28,8 +28,31 @@ def missing_tools() -> list[str]:
     )
 
 
-def build_demo_image(target: Path) -> Path:
-    """Write a 40 MiB image (FAT boot + ext4 root) to ``target``."""
+# 16-bit real-mode MBR boot code that prints its message on COM1 and halts: a PC (or VM) that
+# boots the installed demo disk says so on its serial console.
+X86_MESSAGE = b"pinet demo: booted from its own disk\r\n\0"
+X86_BOOT_CODE = (
+    bytes.fromhex(
+        "fa"  # cli
+        "31c0"  # xor ax, ax
+        "8ed8"  # mov ds, ax
+        "be167c"  # mov si, 0x7c16 (the message, 22 bytes in)
+        "baf803"  # mov dx, 0x3f8 (COM1)
+        "ac"  # .next: lodsb
+        "84c0"  # test al, al
+        "7403"  # jz .halt
+        "ee"  # out dx, al
+        "ebf8"  # jmp .next
+        "f4"  # .halt: hlt
+        "ebfd"  # jmp .halt
+    )
+    + X86_MESSAGE
+)
+
+
+def build_demo_image(target: Path, *, x86_boot_code: bool = False) -> Path:
+    """Write a 40 MiB image (FAT boot + ext4 root) to ``target``; with ``x86_boot_code`` its
+    MBR also boots a PC to a message on the serial console."""
 
     def tool(name):
         return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
@@ -83,4 +106,36 @@ def build_demo_image(target: Path) -> Path:
             check=True,
             capture_output=True,
         )
+    if x86_boot_code:
+        # The boot code area only (the partition table starts at byte 446).
+        with open(target, "r+b") as fh:
+            fh.write(X86_BOOT_CODE.ljust(446, b"\0"))
     return target
+
+
+DEMO_IMAGE = "demo-raspios"
+DEMO_X86_IMAGE = "demo-x86"
+
+
+def demo_image_ready(*, data_dir: Path, x86: bool = False):
+    """The ready demo image (``demo-raspios``, arm64; ``demo-x86``, amd64, whose disk boots a PC
+    to a serial message), built and imported for real the first time. Returns (image or None,
+    why not): the demo and ``pinet_lab`` share them."""
+    from images.models import OSImage
+    from images.services import image_create, image_import_run
+
+    name, arch = (DEMO_X86_IMAGE, "amd64") if x86 else (DEMO_IMAGE, "arm64")
+    image = OSImage.objects.filter(name=name, state="ready").order_by("-version").first()
+    if image is not None:
+        return image, ""
+    missing = missing_tools()
+    if missing:
+        return None, f"needs: apt-get install {' '.join(missing)}"
+    source = Path(data_dir) / f"{name}.img"
+    build_demo_image(source, x86_boot_code=x86)
+    image = image_create(by=None, name=name, arch=arch, source=str(source))
+    image = image_import_run(image_id=image.pk)
+    source.unlink(missing_ok=True)
+    if image.state != "ready":
+        return None, f"the demo image did not import: {image.error}"
+    return image, ""

@@ -86,6 +86,7 @@ class SiteAdmin(AuditedAdmin):
                     "range_start",
                     "range_end",
                     "nfs_server",
+                    "boot_url_base",
                 ]
             },
         ),

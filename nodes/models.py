@@ -136,6 +136,12 @@ class Site(models.Model):
     pi3_reply_delay = models.PositiveSmallIntegerField(
         default=1, help_text="Seconds dnsmasq waits before answering a Pi 3 (its ROM misses fast replies); 0 = off."
     )
+    boot_url_base = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="URL this site's booting nodes and installers reach pinet at (boot tokens, iPXE scripts), "
+        "e.g. http://192.0.2.1:8000; blank = PINET_BOOT_URL_BASE.",
+    )
     # Every change that alters what the site's daemons answer bumps config_requested; an
     # apply records the generation it rendered, so a burst of changes costs one apply.
     config_requested = models.PositiveBigIntegerField(default=0, editable=False)
@@ -159,6 +165,11 @@ class Site(models.Model):
                 name="nodes_site_range_both_or_neither",
                 violation_error_message="Give both ends of the dynamic range, or neither.",
             ),
+            models.CheckConstraint(
+                condition=Q(boot_url_base="") | Q(boot_url_base__regex=validators.BOOT_URL_BASE_RE),
+                name="nodes_site_boot_url_base_format",
+                violation_error_message="The boot URL base is an http(s) URL with a host, without a trailing slash.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -175,6 +186,11 @@ class Site(models.Model):
     @property
     def nfs_server_address(self) -> str:
         return self.nfs_server or self.boot_server
+
+    @property
+    def effective_boot_url_base(self) -> str:
+        """Where this site's boards reach pinet: its own base, else PINET_BOOT_URL_BASE."""
+        return self.boot_url_base or settings.PINET_BOOT_URL_BASE
 
     @property
     def relay_address_list(self) -> list[str]:
@@ -229,6 +245,10 @@ class Site(models.Model):
                 errors.setdefault("dns_domain", []).append(
                     f"{self.dns_domain} is not a DNS domain: dot-separated labels of letters, digits and hyphens."
                 )
+        try:
+            self.boot_url_base = validators.normalize_boot_url_base(self.boot_url_base)
+        except ValidationError as exc:
+            errors.setdefault("boot_url_base", []).extend(exc.messages)
         if self.lease_time is not None and self.lease_time < 120:
             errors.setdefault("lease_time", []).append("Leases shorter than 120 seconds only add DHCP traffic.")
         if (self.range_start is None) != (self.range_end is None):

@@ -148,6 +148,7 @@ SITE_FIELDS = frozenset(
         "dns_domain",
         "lease_time",
         "pi3_reply_delay",
+        "boot_url_base",
     }
 )
 

@@ -15,6 +15,8 @@ SERIAL_RE = r"^([0-9a-f]{8}|[0-9a-f]{16})$"
 SLUG_RE = r"^[a-z0-9]([a-z0-9-]{0,48}[a-z0-9])?$"
 # Linux IFNAMSIZ is 16 including the NUL; no '/', ':' or white space.
 INTERFACE_RE = r"^[A-Za-z0-9_.-]{1,15}$"
+# A site's boot URL base: scheme, host[:port], an optional path; no query, fragment or trailing slash.
+BOOT_URL_BASE_RE = r"^https?://[^/?#\s]+(/[^?#\s]*[^/?#\s])?$"
 
 _mac_separators = re.compile(r"[-:.\s]")
 
@@ -53,6 +55,25 @@ def validate_hostname(value: str) -> None:
             code="invalid_hostname",
             params={"value": value},
         )
+
+
+def normalize_boot_url_base(value: str) -> str:
+    """A site's boot URL base: an http(s) URL with a host, no query or fragment, stored
+    without a trailing slash (paths are appended to it). Blank stays blank."""
+    from urllib.parse import urlsplit
+
+    text = (value or "").strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValidationError(
+            "%(value)s is not a boot URL base: an http(s) URL with a host and no query, "
+            "e.g. https://pinet.example.net or http://192.0.2.1:8000.",
+            code="invalid_boot_url_base",
+            params={"value": value},
+        )
+    return text
 
 
 def validate_interface(value: str) -> None:

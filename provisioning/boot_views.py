@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from nodes.models import Node
 from pinet.lifecycle import InvalidTransition
 
 from . import selectors, services
@@ -63,8 +64,15 @@ def with_token(view):
     return wrapper
 
 
-def _url(request, token: str, name: str = "") -> str:
-    return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/{name}"
+def _url(row: BootToken, token: str, name: str = "") -> str:
+    # The board reached us through its site's boot URL base: keep it on that path. Kept a few
+    # seconds per process, like the plan: the hot path of a boot call is one query.
+    key = f"pinet-boot-base:{row.job.node_id}"
+    base = cache.get(key)
+    if base is None:
+        base = Node.objects.select_related("site").get(pk=row.job.node_id).site.effective_boot_url_base
+        cache.set(key, base, selectors.PLAN_CACHE_SECONDS)
+    return f"{base}/boot/{token}/{name}"
 
 
 def _wants_ipxe(request) -> bool:
@@ -78,12 +86,10 @@ def plan(request, row: BootToken, token: str):
     """What to install where: the installer's first call."""
     job = row.job
     if _wants_ipxe(request):
-        return HttpResponse(
-            selectors.ipxe_install_script(job=job, base=_url(request, token)), content_type="text/plain"
-        )
+        return HttpResponse(selectors.ipxe_install_script(job=job, base=_url(row, token)), content_type="text/plain")
     if request.GET.get("format") == "env":
-        return HttpResponse(selectors.install_plan_env(job=job, base=_url(request, token)), content_type="text/plain")
-    data = selectors.install_plan(job=job, base=_url(request, token))
+        return HttpResponse(selectors.install_plan_env(job=job, base=_url(row, token)), content_type="text/plain")
+    data = selectors.install_plan(job=job, base=_url(row, token))
     return JsonResponse(data | {"hostname": data["node"]["hostname"]})
 
 

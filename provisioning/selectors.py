@@ -101,7 +101,8 @@ def live_boot_urls(site) -> dict[int, str]:
         .only("job_id", "nonce")
         .select_related("job")
     )
-    return {row.job.node_id: boot_url(boot_token_value(row=row)) for row in rows}
+    base = site.effective_boot_url_base
+    return {row.job.node_id: boot_url(boot_token_value(row=row), base=base) for row in rows}
 
 
 def site_snapshot(
@@ -213,7 +214,7 @@ def site_snapshot(
         dns_domain=site.dns_domain,
         lease_time=site.lease_time,
         pi3_reply_delay=site.pi3_reply_delay,
-        boot_url_base=settings.PINET_BOOT_URL_BASE,
+        boot_url_base=site.effective_boot_url_base,
         paths=paths,
         hosts=tuple(hosts),
         notes=tuple(notes),

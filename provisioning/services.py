@@ -83,9 +83,10 @@ def boot_token_value(*, row: BootToken) -> str:
     return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
-def boot_url(token: str) -> str:
+def boot_url(token: str, *, base: str) -> str:
+    """The boot URL of a token, under ``base`` (the site's ``effective_boot_url_base``)."""
     # Already carries a query, so a client appending "&key=value" (iPXE does) keeps it valid.
-    return f"{settings.PINET_BOOT_URL_BASE}/boot/{token}/?v=1"
+    return f"{base}/boot/{token}/?v=1"
 
 
 @transaction.atomic

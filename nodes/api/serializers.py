@@ -40,6 +40,7 @@ class SiteSerializer(serializers.ModelSerializer):
             "dns_domain",
             "lease_time",
             "pi3_reply_delay",
+            "boot_url_base",
             "created",
             "updated",
         ]

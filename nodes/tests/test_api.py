@@ -329,3 +329,12 @@ def test_idempotency_is_per_caller(actors, fleet, image, tenant):
 def test_customers_do_not_see_image_sources(actors, image):
     assert "source" not in actors["customer_a"].get(f"/api/v1/images/{image.pk}/").json()
     assert actors["operator"].get(f"/api/v1/images/{image.pk}/").json()["source"] == "/x"
+
+
+def test_operator_sets_a_site_boot_url_base(actors, site):
+    answer = actors["operator"].patch(
+        f"/api/v1/sites/{site.slug}/", {"boot_url_base": "http://203.0.113.1:8080/"}, format="json"
+    )
+    assert answer.status_code == 200 and answer.json()["boot_url_base"] == "http://203.0.113.1:8080"
+    answer = actors["operator"].patch(f"/api/v1/sites/{site.slug}/", {"boot_url_base": "nope"}, format="json")
+    assert answer.status_code == 400 and "boot_url_base" in answer.json()

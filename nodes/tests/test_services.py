@@ -175,3 +175,31 @@ def test_kea_site_refuses_a_shared_circuit_id(site):
     make_node(site=site, n=1, relay_remote_id="switch-a", relay_circuit_id="ge-0/0/7")
     errors = _errors(lambda: _create(site, relay_remote_id="switch-b", relay_circuit_id="ge-0/0/7"))
     assert "Kea cannot tell switches apart" in errors["relay_circuit_id"][0]
+
+
+def test_site_boot_url_base_is_an_http_url_without_trailing_slash(site, operator):
+    site_update(site=site, by=operator, boot_url_base=" http://203.0.113.1:8080/ ")
+    site.refresh_from_db()
+    assert site.boot_url_base == "http://203.0.113.1:8080"
+    assert AuditLog.objects.filter(action="site.update", data__boot_url_base__isnull=False).exists()
+    for bad in ("ftp://x", "http://", "https://pinet.example/?x=1", "pinet.example"):
+        assert "boot_url_base" in _errors(lambda bad=bad: site_update(site=site, by=None, boot_url_base=bad))
+    site_update(site=site, by=None, boot_url_base="")
+    site.refresh_from_db()
+    assert site.boot_url_base == ""
+
+
+def test_site_boot_url_base_falls_back_to_the_setting(site, settings):
+    settings.PINET_BOOT_URL_BASE = "https://pinet.example"
+    assert site.effective_boot_url_base == "https://pinet.example"
+    site_update(site=site, by=None, boot_url_base="http://203.0.113.1:8080")
+    assert site.effective_boot_url_base == "http://203.0.113.1:8080"
+
+
+def test_the_database_refuses_a_malformed_boot_url_base(site):
+    from django.db import IntegrityError, transaction
+
+    from nodes.models import Site
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Site.objects.filter(pk=site.pk).update(boot_url_base="http://x/")

@@ -29,16 +29,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from provisioning.lab.netns import SBIN_PATH, netns_add, netns_delete, netns_names
+from provisioning.lab.netns import ip_binary as _ip_binary
 from tests.tools import need, need_program
 
-PROBE = Path(__file__).with_name("probe.py")
-SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+PROBE = Path(__file__).resolve().parents[1] / "lab" / "probe.py"
 STOP_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 15.0
-
-
-def _ip_binary() -> str | None:
-    return shutil.which("ip") or shutil.which("ip", path=SBIN_PATH)
+__all__ = ["PROBE", "SBIN_PATH", "NetLab", "netlab", "netns_names", "require_root_netns"]
 
 
 @functools.cache
@@ -61,11 +59,6 @@ def require_root_netns() -> None:
     """Skip (or fail with PINET_REQUIRE_TOOLS=1) unless this process may create network namespaces."""
     problem = _netns_problem()
     need(problem is None, problem or "")
-
-
-def netns_names() -> set[str]:
-    listing = subprocess.run([_ip_binary() or "ip", "netns", "list"], capture_output=True, text=True, check=True)
-    return {line.split()[0] for line in listing.stdout.splitlines() if line.strip()}
 
 
 class NetLab:
@@ -158,27 +151,13 @@ class NetLab:
             raise RuntimeError("NetLab teardown: " + "; ".join(errors))
 
     def _add_netns(self, ns: str) -> None:
-        # Concurrent first-time `ip netns add` calls race on making /run/netns a shared mount.
-        for attempt in range(5):
-            made = subprocess.run([self._ip, "netns", "add", ns], capture_output=True, text=True)
-            if made.returncode == 0:
-                self._namespaces.append(ns)
-                return
-            if attempt == 4:
-                raise RuntimeError(f"ip netns add {ns}: {made.stderr.strip()}")
-            time.sleep(0.1 * (attempt + 1))
+        netns_add(ns)
+        self._namespaces.append(ns)
 
     def _delete_netns(self, ns: str) -> None:
-        # A namespace outlives its name while a process is inside it. Everything in these
-        # uniquely named namespaces was started by this lab (e.g. a daemon's forked helper),
-        # so kill what is left, by pid, before deleting.
-        pids = subprocess.run([self._ip, "netns", "pids", ns], capture_output=True, text=True)
-        for pid in pids.stdout.split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signals.SIGKILL)
-        deleted = subprocess.run([self._ip, "netns", "delete", ns], capture_output=True, text=True)
-        if deleted.returncode != 0 and ns in netns_names():
-            raise RuntimeError(deleted.stderr.strip())
+        # Everything in these uniquely named namespaces was started by this lab (e.g. a
+        # daemon's forked helper), so netns_delete may kill what is left, by pid.
+        netns_delete(ns)
 
     # --- commands and daemons -----------------------------------------------------------------
 

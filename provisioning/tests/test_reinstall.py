@@ -280,3 +280,16 @@ def test_job_history_stays_with_the_tenant_it_was_for(node, image, other_custome
     Node.objects.filter(pk=node.pk).update(tenant=other_tenant)
     assert list(InstallJob.objects.visible_to(customer)) == [job]
     assert not InstallJob.objects.visible_to(other_customer).exists()
+
+
+def test_a_site_boot_url_base_reaches_option_224_the_plan_and_ipxe(client, node, image, settings):
+    from nodes.services import site_update
+
+    settings.PINET_BOOT_URL_BASE = "https://pinet.example"
+    site_update(site=node.site, by=None, boot_url_base="http://203.0.113.1:8080")
+    node_request_reinstall(node=node, image=image, by=None)
+    url = live_boot_urls(node.site)[node.pk]
+    assert url.startswith("http://203.0.113.1:8080/boot/")
+    plan = client.get(f"/boot/{_token(node)}/?v=1").json()
+    assert plan["image"]["url"].startswith("http://203.0.113.1:8080/boot/")
+    assert site_snapshot(node.site).ipxe_script_url.startswith("http://203.0.113.1:8080/boot/ipxe/")

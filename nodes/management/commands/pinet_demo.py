@@ -118,29 +118,17 @@ class Command(BaseCommand):
 
     def _demo_install(self, site: Site) -> None:
         """One Pi 4 reinstalling a small demo image, imported for real, with a running job."""
-        from images.demo import build_demo_image, missing_tools
-        from images.models import OSImage
-        from images.services import image_create, image_import_run
+        from images.demo import demo_image_ready
         from provisioning.models import InstallJob
         from provisioning.services import install_job_event, node_request_reinstall
 
         node = Node.objects.filter(site=site, hostname="pi4-05").first()
         if node is None or InstallJob.objects.filter(node=node).exists():
             return
-        image = OSImage.objects.filter(name="demo-raspios", state="ready").first()
+        image, why_not = demo_image_ready(data_dir=settings.PINET_DATA_DIR)
         if image is None:
-            missing = missing_tools()
-            if missing:
-                self.stdout.write(f"Skipped the demo install (needs: apt-get install {' '.join(missing)}).")
-                return
-            source = settings.PINET_DATA_DIR / "demo-raspios.img"
-            build_demo_image(source)
-            image = image_create(by=None, name="demo-raspios", arch="arm64", source=str(source))
-            image = image_import_run(image_id=image.pk)
-            source.unlink(missing_ok=True)
-            if image.state != "ready":
-                self.stdout.write(f"The demo image did not import: {image.error}")
-                return
+            self.stdout.write(f"Skipped the demo install ({why_not}).")
+            return
         with transaction.atomic():
             job = node_request_reinstall(node=node, image=image, by=None)
             install_job_event(job=job, stage="writing", percent=45, message="demo: half of the image written")
