@@ -261,6 +261,16 @@ else:
         "store_processed": False,
         "polling_interval": 0.2,
     }
+# Per-process: boot-token rate counters and a few seconds of boot plans. Django's default
+# holds 300 entries and culls a third when full, which a rack of boards booting at once
+# (three keys each) turns into constant culling.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": env_int("PINET_CACHE_MAX_ENTRIES", 30_000)},
+    }
+}
+
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
