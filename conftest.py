@@ -40,6 +40,16 @@ def other_customer(django_user_model, other_tenant):
     return user
 
 
+@pytest.fixture(autouse=True)
+def _empty_process_cache():
+    """The per-process cache (boot-token rate counters, plans) must not carry one test's
+    rows into the next, which may reuse their ids."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_stray_database_sessions(django_db_setup, django_db_blocker):
     """Child processes (workers, gunicorn) and live-server threads can leave a PostgreSQL

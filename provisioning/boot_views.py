@@ -67,7 +67,7 @@ def with_token(view):
 def _url(row: BootToken, token: str, name: str = "") -> str:
     # The board reached us through its site's boot URL base: keep it on that path. Kept a few
     # seconds per process, like the plan: the hot path of a boot call is one query.
-    key = f"pinet-boot-base:{row.job.node_id}"
+    key = f"pinet-boot-base:{row.token_hash}"
     base = cache.get(key)
     if base is None:
         base = Node.objects.select_related("site").get(pk=row.job.node_id).site.effective_boot_url_base

@@ -177,7 +177,9 @@ def test_token_misuse(client, node, site, image):
     _download(client, other_token)
     client.post(f"/boot/{other_token}/done")
     assert client.get(f"/boot/{token}/").status_code == 200
+    assert client.get(f"/boot/{other_token}/").status_code == 410  # done revoked it
     BootToken.objects.filter(job__node=node).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client.post(f"/boot/{token}/events", {"stage": "x"}, "application/json").status_code == 410
     assert client.get(f"/boot/{token}/").status_code == 410
 
 
