@@ -1,13 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from pinet.lifecycle import InvalidTransition
+from pinet.pages import filtered_page
 from provisioning.selectors import node_boot_config
 
 from . import discovery_services, selectors, services
@@ -22,17 +22,11 @@ from .power.services import PowerRateLimited, node_power
 def dashboard(request):
     """Fleet overview: operators see every node, customers only their tenants' boards."""
     # The same FilterSet as the API: ?site=&tenant=&state=&boot_mode=&board_model=&q=
-    filters = NodeFilterSet(request.GET, queryset=selectors.node_list(user=request.user))
-    if not filters.is_valid():
-        messages.error(request, "Ignored a filter that does not exist: " + _form_errors(filters.errors))
-        filters = NodeFilterSet({}, queryset=selectors.node_list(user=request.user))
-    page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, form, query = filtered_page(request, NodeFilterSet, selectors.node_list(user=request.user), size=PAGE_SIZE)
     context = {
         "page": page,
-        "filters": filters.form,
-        "query": query.urlencode(),
+        "filters": form,
+        "query": query,
         "state_counts": selectors.node_state_counts(user=request.user),
         "tenants": selectors.tenant_list(user=request.user),
         "overview": selectors.operator_overview(user=request.user),
@@ -41,10 +35,6 @@ def dashboard(request):
         context["sites"] = selectors.site_list(user=request.user)
         context["bulk_images"] = selectors.bulk_images(user=request.user)
     return render(request, "nodes/dashboard.html", context)
-
-
-def _form_errors(errors) -> str:
-    return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
 
 
 @login_required
@@ -225,15 +215,8 @@ def audit_log(request):
     """Operators: who did what, newest first, filterable like the API's /api/audit-log/."""
     if not request.user.is_staff:
         raise Http404("No such page.")
-    entries = selectors.audit_log_list(user=request.user)
-    filters = AuditLogFilterSet(request.GET, queryset=entries)
-    if not filters.is_valid():
-        messages.error(request, "Ignored a filter it could not read: " + _form_errors(filters.errors))
-        filters = AuditLogFilterSet({}, queryset=entries)
-    page = Paginator(filters.qs, 100).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "nodes/audit_log.html", {"page": page, "filters": filters.form, "query": query.urlencode()})
+    page, form, query = filtered_page(request, AuditLogFilterSet, selectors.audit_log_list(user=request.user), size=100)
+    return render(request, "nodes/audit_log.html", {"page": page, "filters": form, "query": query})
 
 
 @login_required
@@ -279,23 +262,20 @@ def discovered_list(request):
     """Boards that asked for a network boot and are no node yet: adopt or ignore them."""
     if not request.user.is_staff:
         raise Http404("No such page.")
-    boards = selectors.discovered_board_list(user=request.user)
-    data = request.GET.copy()
-    data.setdefault("status", "new")
-    filters = DiscoveredBoardFilterSet(data, queryset=boards)
-    if not filters.is_valid():
-        messages.error(request, "Ignored a filter that does not exist: " + _form_errors(filters.errors))
-        filters = DiscoveredBoardFilterSet({"status": "new"}, queryset=boards)
-    page = Paginator(filters.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page, form, query = filtered_page(
+        request,
+        DiscoveredBoardFilterSet,
+        selectors.discovered_board_list(user=request.user),
+        size=PAGE_SIZE,
+        defaults={"status": "new"},
+    )
     return render(
         request,
         "nodes/discovered_list.html",
         {
             "page": page,
-            "filters": filters.form,
-            "query": query.urlencode(),
+            "filters": form,
+            "query": query,
             "sites": selectors.site_list(user=request.user),
         },
     )

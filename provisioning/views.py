@@ -4,7 +4,6 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core import checks
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from nodes.selectors import site_list, site_queue_names
 from pinet.lifecycle import InvalidTransition
+from pinet.pages import filtered_page
 
 from . import selectors, services
 from .filtersets import ConfigRevisionFilterSet, InstallJobFilterSet
@@ -83,22 +83,12 @@ def worker_check_detail(request, pk: int):
 # --- Jobs and configuration revisions (panel pages) ----------------------------------------
 
 
-def _page(request, queryset, size: int = 50):
-    query = request.GET.copy()
-    query.pop("page", None)
-    return Paginator(queryset, size).get_page(request.GET.get("page")), query.urlencode()
-
-
 @login_required
 @require_GET
 def job_list(request):
     """Install jobs, live: operators see all, customers their tenants' boards' jobs."""
-    filters = InstallJobFilterSet(request.GET, queryset=selectors.install_job_list(user=request.user))
-    if not filters.is_valid():
-        messages.error(request, "Ignored a filter that does not exist.")
-        filters = InstallJobFilterSet({}, queryset=selectors.install_job_list(user=request.user))
-    page, query = _page(request, filters.qs)
-    context = {"page": page, "query": query, "filters": filters.form, "polling": any(j.is_active for j in page)}
+    page, form, query = filtered_page(request, InstallJobFilterSet, selectors.install_job_list(user=request.user))
+    context = {"page": page, "query": query, "filters": form}
     template = "provisioning/_job_rows.html" if request.headers.get("HX-Request") else "provisioning/job_list.html"
     return render(request, template, context)
 
@@ -127,15 +117,11 @@ def revision_list(request):
     revisions = selectors.config_revision_list(user=request.user)
     if not request.user.is_staff:
         raise Http404("No such page.")
-    filters = ConfigRevisionFilterSet(request.GET, queryset=revisions.defer("content", "diff"))
-    if not filters.is_valid():
-        messages.error(request, "Ignored a filter that does not exist.")
-        filters = ConfigRevisionFilterSet({}, queryset=revisions.defer("content", "diff"))
-    page, query = _page(request, filters.qs)
+    page, form, query = filtered_page(request, ConfigRevisionFilterSet, revisions.defer("content", "diff"))
     return render(
         request,
         "provisioning/revision_list.html",
-        {"page": page, "query": query, "filters": filters.form, "sites": site_list(user=request.user)},
+        {"page": page, "query": query, "filters": form, "sites": site_list(user=request.user)},
     )
 
 
