@@ -83,16 +83,25 @@ def _choices_check(field: str, choices: type[models.TextChoices], name: str) -> 
     return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
 
 
+def tenant_scoped(queryset: models.QuerySet, user, tenant: str) -> models.QuerySet:
+    """The one rule of every visible_to(user): nothing for an anonymous or inactive user,
+    everything for an operator, else the rows whose tenant (reached by the lookup path
+    ``tenant``; "" for tenants themselves) is one of the user's, or of a tenant API key's."""
+    if not (user and user.is_authenticated and user.is_active):
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    ids = getattr(user, "pinet_tenant_ids", None)
+    if ids is not None:
+        return queryset.filter(**{f"{tenant}_id__in" if tenant else "pk__in": ids})
+    return queryset.filter(**{f"{tenant}__memberships__user" if tenant else "memberships__user": user})
+
+
 class SiteQuerySet(models.QuerySet):
     def visible_to(self, user) -> SiteQuerySet:
         """Operators see every site; a customer sees the sites their tenants' boards are in."""
-        if not (user and user.is_authenticated and user.is_active):
-            return self.none()
-        if user.is_staff:
-            return self
-        if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(nodes__tenant_id__in=user.pinet_tenant_ids).distinct()
-        return self.filter(nodes__tenant__memberships__user=user).distinct()
+        scoped = tenant_scoped(self, user, "nodes__tenant")
+        return scoped if scoped is self else scoped.distinct()
 
 
 class Site(models.Model):
@@ -274,13 +283,7 @@ class Site(models.Model):
 
 class TenantQuerySet(models.QuerySet):
     def visible_to(self, user) -> TenantQuerySet:
-        if not (user and user.is_authenticated and user.is_active):
-            return self.none()
-        if user.is_staff:
-            return self
-        if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(pk__in=user.pinet_tenant_ids)
-        return self.filter(memberships__user=user)
+        return tenant_scoped(self, user, "")
 
 
 class Tenant(models.Model):
@@ -325,13 +328,7 @@ class TenantMembership(models.Model):
 class NodeQuerySet(models.QuerySet):
     def visible_to(self, user) -> NodeQuerySet:
         """Operators see every node; a customer (or a tenant API key) only its tenants' nodes."""
-        if not (user and user.is_authenticated and user.is_active):
-            return self.none()
-        if user.is_staff:
-            return self
-        if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(tenant_id__in=user.pinet_tenant_ids)
-        return self.filter(tenant__memberships__user=user)
+        return tenant_scoped(self, user, "tenant")
 
 
 class Node(models.Model):
@@ -476,13 +473,7 @@ class Node(models.Model):
 class PowerActionQuerySet(models.QuerySet):
     def visible_to(self, user) -> PowerActionQuerySet:
         """Operators see every action; a customer those asked for while their tenant had the board."""
-        if not (user and user.is_authenticated and user.is_active):
-            return self.none()
-        if user.is_staff:
-            return self
-        if getattr(user, "pinet_tenant_ids", None) is not None:
-            return self.filter(tenant_id__in=user.pinet_tenant_ids)
-        return self.filter(tenant__memberships__user=user)
+        return tenant_scoped(self, user, "tenant")
 
 
 class PowerAction(models.Model):

@@ -3,23 +3,20 @@ from django.db import models
 from django.db.models import Q
 
 from nodes.choices import DhcpBackend
+from nodes.models import tenant_scoped
 
 from .choices import ACTIVE, EventSource, InstallJobStatus, RevisionStatus
 
 
 class InstallJobQuerySet(models.QuerySet):
     def visible_to(self, user) -> "InstallJobQuerySet":
-        if not (user and user.is_authenticated and user.is_active):
-            return self.none()
-        if user.is_staff:
-            return self
+        scoped = tenant_scoped(self, user, "tenant")
+        if scoped is self:
+            return scoped  # an operator: everything
         # A job stays with the tenant it was for (its history goes nowhere else), but a running
         # one only while the board is still that tenant's: a former tenant can no longer see
         # or cancel what runs on a board now rented to someone else.
-        current = self.filter(Q(node__tenant_id=models.F("tenant_id")) | ~Q(status__in=sorted(ACTIVE)))
-        if getattr(user, "pinet_tenant_ids", None) is not None:
-            return current.filter(tenant_id__in=user.pinet_tenant_ids)
-        return current.filter(tenant__memberships__user=user)
+        return scoped.filter(Q(node__tenant_id=models.F("tenant_id")) | ~Q(status__in=sorted(ACTIVE)))
 
 
 class InstallJob(models.Model):
