@@ -30,24 +30,32 @@ def missing_tools() -> list[str]:
 
 # 16-bit real-mode MBR boot code that prints its message on COM1 and halts: a PC (or VM) that
 # boots the installed demo disk says so on its serial console.
-X86_MESSAGE = b"pinet demo: booted from its own disk\r\n\0"
-X86_BOOT_CODE = (
-    bytes.fromhex(
-        "fa"  # cli
-        "31c0"  # xor ax, ax
-        "8ed8"  # mov ds, ax
-        "be167c"  # mov si, 0x7c16 (the message, 22 bytes in)
-        "baf803"  # mov dx, 0x3f8 (COM1)
-        "ac"  # .next: lodsb
-        "84c0"  # test al, al
-        "7403"  # jz .halt
-        "ee"  # out dx, al
-        "ebf8"  # jmp .next
-        "f4"  # .halt: hlt
-        "ebfd"  # jmp .halt
+X86_MESSAGE = b"pinet demo: booted from its own disk"
+
+
+def serial_boot_code(message: bytes) -> bytes:
+    """MBR boot code that writes ``message`` and a line end to COM1 and halts."""
+    return (
+        bytes.fromhex(
+            "fa"  # cli
+            "31c0"  # xor ax, ax
+            "8ed8"  # mov ds, ax
+            "be167c"  # mov si, 0x7c16 (the message, 22 bytes in)
+            "baf803"  # mov dx, 0x3f8 (COM1)
+            "ac"  # .next: lodsb
+            "84c0"  # test al, al
+            "7403"  # jz .halt
+            "ee"  # out dx, al
+            "ebf8"  # jmp .next
+            "f4"  # .halt: hlt
+            "ebfd"  # jmp .halt
+        )
+        + message
+        + b"\r\n\0"
     )
-    + X86_MESSAGE
-)
+
+
+X86_BOOT_CODE = serial_boot_code(X86_MESSAGE)
 
 
 def build_demo_image(target: Path, *, x86_boot_code: bool = False) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from images.demo import serial_boot_code
 from nodes.choices import BootMode, NodeState
 from nodes.models import Node, Site
 from provisioning.choices import InstallJobStatus
@@ -32,24 +33,7 @@ VM_MAC = "52:54:00:12:34:56"
 
 def marker_disk(size: int = 1 << 20) -> bytes:
     """A disk whose MBR boot code writes MARKER to COM1 and halts (16-bit real mode)."""
-    code = (
-        bytes.fromhex(
-            "fa"  # cli
-            "31c0"  # xor ax, ax
-            "8ed8"  # mov ds, ax
-            "be167c"  # mov si, 0x7c16 (the message, 22 bytes in)
-            "baf803"  # mov dx, 0x3f8 (COM1)
-            "ac"  # .next: lodsb
-            "84c0"  # test al, al
-            "7403"  # jz .halt
-            "ee"  # out dx, al
-            "ebf8"  # jmp .next
-            "f4"  # .halt: hlt
-            "ebfd"  # jmp .halt
-        )
-        + MARKER
-        + b"\r\n\0"
-    )
+    code = serial_boot_code(MARKER)
     sector = code.ljust(510, b"\0") + b"\x55\xaa"
     return sector + bytes(size - 512)
 
