@@ -47,3 +47,24 @@ def make_image(**overrides) -> OSImage:
     fields = {"name": "raspios-lite", "arch": "arm64", "source": "https://images.invalid/raspios.img.xz"}
     fields.update(overrides)
     return OSImage.objects.create(**fields)
+
+
+def make_ready_image(directory, content: bytes = b"image" * 1000, **overrides) -> OSImage:
+    """A ready OS image whose install artefact is ``content`` (not real zstd: enough for the
+    services and boot endpoints, which stream it as it is), in ``directory``."""
+    import hashlib
+
+    artefact = directory / "disk.img.zst"
+    artefact.write_bytes(content)
+    fields = {
+        "name": "raspios",
+        "arch": "arm64",
+        "source": "/x",
+        "state": "ready",
+        "artefact_path": str(artefact),
+        "artefact_sha256": hashlib.sha256(content).hexdigest(),
+        "artefact_size": len(content),
+        "image_size": 4 * len(content),
+    }
+    fields.update(overrides)
+    return OSImage.objects.create(**fields)

@@ -1,8 +1,6 @@
 """The operator pages of issue [6/8]: fleet table (filters, bulk actions, 10k boards), jobs,
 configuration revisions, audit log, a board's rendered boot configuration, error pages."""
 
-import hashlib
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,25 +11,14 @@ from nodes.choices import NodeState
 from nodes.models import AuditLog, Node
 from provisioning.models import ConfigRevision, InstallJob
 from provisioning.services import install_job_event, node_request_reinstall
-from tests.factories import make_node
+from tests.factories import make_node, make_ready_image
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def image(tmp_path):
-    artefact = tmp_path / "disk.img.zst"
-    artefact.write_bytes(b"zstd" * 100)
-    return OSImage.objects.create(
-        name="raspios",
-        arch="arm64",
-        source="/x",
-        state="ready",
-        artefact_path=str(artefact),
-        artefact_sha256=hashlib.sha256(b"zstd" * 100).hexdigest(),
-        artefact_size=400,
-        image_size=4000,
-    )
+    return make_ready_image(tmp_path, b"zstd" * 100)
 
 
 def _bulk_nodes(site, count: int) -> None:

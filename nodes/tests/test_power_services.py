@@ -3,7 +3,6 @@ once, and a failing driver leaves an install job waiting with word of what to do
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,6 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from images.models import OSImage
 from nodes.choices import NodeState, PowerActionStatus, PowerState
 from nodes.models import AuditLog, Node, PowerAction, Site
 from nodes.power.base import PowerError
@@ -27,7 +25,7 @@ from nodes.power.services import (
     power_action_run,
 )
 from provisioning.choices import InstallJobStatus
-from tests.factories import make_node
+from tests.factories import make_node, make_ready_image
 
 from .plug import TOKEN, Plug
 
@@ -260,18 +258,7 @@ def test_a_running_action_whose_worker_died_fails(site, plug):
 
 @pytest.fixture
 def image(tmp_path):
-    artefact = tmp_path / "disk.img.zst"
-    artefact.write_bytes(b"image" * 1000)
-    return OSImage.objects.create(
-        name="raspios",
-        arch="arm64",
-        source="/x",
-        state="ready",
-        artefact_path=str(artefact),
-        artefact_sha256=hashlib.sha256(b"image" * 1000).hexdigest(),
-        artefact_size=5000,
-        image_size=20000,
-    )
+    return make_ready_image(tmp_path, b"image" * 1000)
 
 
 def test_reinstall_with_a_failing_driver_leaves_the_job_waiting(site, plug, image, operator):

@@ -6,25 +6,20 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from images.models import OSImage
 from nodes.choices import NodeState
 from nodes.models import PowerAction
 from nodes.power.services import node_power_set
 from nodes.services import node_update
 from provisioning.models import ConfigRevision, InstallJob
 from provisioning.services import node_request_reinstall
-from tests.factories import make_node
+from tests.factories import make_node, make_ready_image
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def image(tmp_path):
-    artefact = tmp_path / "disk.img.zst"
-    artefact.write_bytes(b"x" * 100)
-    return OSImage.objects.create(
-        name="raspios", arch="arm64", source="/x", state="ready", artefact_path=str(artefact), artefact_size=100
-    )
+    return make_ready_image(tmp_path, b"x" * 100)
 
 
 def test_former_tenant_loses_the_job_when_the_board_changes_hands(client, site, tenant, other_tenant, customer, image):

@@ -23,7 +23,7 @@ from provisioning.services import (
     install_jobs_expire,
     node_request_reinstall,
 )
-from tests.factories import make_node
+from tests.factories import make_node, make_ready_image
 
 pytestmark = pytest.mark.django_db
 
@@ -32,18 +32,7 @@ ARTEFACT = bytes(range(256)) * 4000  # 1 MB
 
 @pytest.fixture
 def image(tmp_path):
-    artefact = tmp_path / "disk.img.zst"
-    artefact.write_bytes(ARTEFACT)
-    return OSImage.objects.create(
-        name="raspios",
-        arch="arm64",
-        source="/x",
-        state="ready",
-        artefact_path=str(artefact),
-        artefact_sha256=hashlib.sha256(ARTEFACT).hexdigest(),
-        artefact_size=len(ARTEFACT),
-        image_size=4 * len(ARTEFACT),
-    )
+    return make_ready_image(tmp_path, ARTEFACT)
 
 
 @pytest.fixture
