@@ -47,26 +47,21 @@ def site_queue_names() -> list[str]:
     return [f"site.{slug}" for slug in Site.objects.order_by("slug").values_list("slug", flat=True)]
 
 
-def installable_images(*, user, node) -> list:
-    """Ready OS images the user may install on this node (its architecture)."""
-    from images.choices import ImageKind, ImageState
-    from images.models import OSImage
-    from provisioning.services import arch_fits
-
-    images = (
-        OSImage.objects.visible_to(user).filter(state=ImageState.READY, kind=ImageKind.OS).order_by("name", "-version")
-    )
-    return [image for image in images if arch_fits(node, image) and image.artefact_path]
-
-
 def bulk_images(*, user) -> list:
-    """Ready OS images with an install artefact (the bulk reinstall offers these; the
-    reinstall service still checks each board's architecture)."""
+    """Ready OS images with an install artefact, whatever the board (the bulk reinstall
+    offers these; the reinstall service still checks each board's architecture)."""
     from images.choices import ImageKind, ImageState
     from images.models import OSImage
 
     images = OSImage.objects.visible_to(user).filter(state=ImageState.READY, kind=ImageKind.OS)
     return [image for image in images.order_by("name", "-version") if image.artefact_path]
+
+
+def installable_images(*, user, node) -> list:
+    """Ready OS images the user may install on this node (its architecture)."""
+    from provisioning.services import arch_fits
+
+    return [image for image in bulk_images(user=user) if arch_fits(node, image)]
 
 
 def node_jobs(*, user, node):
